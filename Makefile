@@ -1,0 +1,83 @@
+# agentruns -- build, test and check.
+#
+#   make                   build the C module for Lua 5.4 (build/lua5.4/agentruns/core.so)
+#   make LUA=luajit        ... for LuaJIT (build/luajit/...); LUA=lua5.1 for Lua 5.1
+#   make test              install what is missing, build, run every suite; ends "N passed, N failed"
+#   make asan              the spec suite against an ASan+UBSan build (Lua 5.4)
+#   make valgrind          the spec suite under valgrind (no definite leaks)
+#   make fuzz              run the libFuzzer targets for FUZZ_SECONDS each
+#   make bench             the benchmarks
+#   make lint              luacheck + luarocks lint
+#   make sandbox           the local API sandbox in the foreground
+
+LUA ?= lua5.4
+CC ?= cc
+BUILD ?= build/$(LUA)
+FUZZ_SECONDS ?= 60
+
+ifeq ($(LUA),luajit)
+LUA_PC := luajit
+LUA_BIN := luajit
+else
+LUA_PC := $(LUA)
+LUA_BIN := $(LUA)
+endif
+
+LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+
+WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wcast-qual -Wstrict-prototypes \
+        -Wpointer-arith -Wundef -Werror=implicit-function-declaration
+WERROR ?= -Werror
+OPT ?= -O2 -g
+CFLAGS_ALL = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(OPT) $(WARN) $(WERROR) \
+             $(LUA_CFLAGS) $(CURL_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = -shared $(LDFLAGS)
+
+SRCS := src/core.c src/error.c src/headers.c src/lsse.c src/session.c src/sse.c
+HDRS := $(wildcard src/*.h)
+OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
+MODULE := $(BUILD)/agentruns/core.so
+
+.PHONY: all test deps asan valgrind fuzz bench lint sandbox clean
+
+all: $(MODULE)
+
+$(BUILD)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(MODULE): $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(OBJS) $(CURL_LIBS)
+
+deps:
+	@sh scripts/deps.sh
+
+test: deps
+	@sh scripts/test.sh
+
+asan:
+	@sh scripts/test.sh asan
+
+valgrind:
+	@sh scripts/test.sh valgrind
+
+fuzz:
+	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
+
+bench: deps
+	@$(MAKE) --no-print-directory LUA=lua5.4
+	@$(MAKE) --no-print-directory LUA=luajit
+	@sh scripts/bench.sh
+
+lint:
+	luacheck -q .
+	luarocks lint agentruns-scm-1.rockspec
+
+sandbox:
+	@$(LUA_BIN) bin/agentruns-sandbox --port $${PORT:-8089}
+
+clean:
+	rm -rf build

@@ -1,0 +1,104 @@
+#!/bin/sh
+# The test suites. `sh scripts/test.sh` runs everything `make test` promises and
+# ends with one line "N passed, N failed"; `asan` or `valgrind` runs just that suite.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+LOG=build/test-logs
+mkdir -p "$LOG"
+PASSED=0
+FAILED=0
+ROCKS_LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua"
+LUA54_EXTRA="/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua"
+
+count() { # name passed failed
+  printf '%-28s %4d passed, %d failed\n' "$1" "$2" "$3"
+  PASSED=$((PASSED + $2))
+  FAILED=$((FAILED + $3))
+}
+
+# A check that is one command: passes when it exits 0.
+check() { # name command...
+  name=$1
+  shift
+  if "$@" >"$LOG/$name.log" 2>&1; then
+    count "$name" 1 0
+  else
+    count "$name" 0 1
+    sed 's/^/    /' "$LOG/$name.log" | tail -n 40
+  fi
+}
+
+# busted over spec/ in TAP form; every "ok"/"not ok" line counts.
+busted_suite() { # name interpreter cpath [prefix command...]
+  name=$1 interp=$2 cpath=$3
+  shift 3
+  out="$LOG/$name.tap"
+  LUA_CPATH="$cpath/?.so;;" LUA_PATH="$ROCKS_LUA_PATH;;" LUA_PATH_5_4="$ROCKS_LUA_PATH;;$LUA54_EXTRA" \
+    timeout 1800 "$@" "$interp" /usr/bin/busted -o TAP spec >"$out" 2>"$LOG/$name.err"
+  rc=$?
+  ok=$(grep -c '^ok ' "$out")
+  bad=$(grep -c '^not ok ' "$out")
+  if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then bad=1; fi
+  count "$name" "$ok" "$bad"
+  if [ "$bad" != 0 ]; then
+    grep -A 12 '^not ok ' "$out" | sed 's/^/    /' | head -n 200
+    tail -n 30 "$LOG/$name.err" | sed 's/^/    /'
+  fi
+}
+
+build() { # make arguments...
+  make --no-print-directory -s "$@" >"$LOG/build.log" 2>&1 || { cat "$LOG/build.log"; exit 1; }
+}
+
+asan_suite() {
+  build LUA=lua5.4 BUILD=build/asan \
+    OPT="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+    LDFLAGS="-fsanitize=address,undefined -Wl,-z,nodelete"
+  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$(pwd)/scripts/lsan.supp:print_suppressions=0" \
+    busted_suite "asan+ubsan (lua5.4)" lua5.4 build/asan env LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
+}
+
+valgrind_suite() {
+  build LUA=lua5.4 BUILD=build/valgrind OPT="-g -O1" LDFLAGS="-Wl,-z,nodelete"
+  busted_suite "valgrind (lua5.4)" lua5.4 build/valgrind \
+    valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+}
+
+rock_install() { # lua-version interpreter [extra luarocks args...]
+  ver=$1 interp=$2
+  shift 2
+  tree=$(mktemp -d)
+  luarocks --lua-version="$ver" --tree="$tree" make --deps-mode=none agentruns-scm-1.rockspec \
+    CURL_INCDIR=/usr/include/x86_64-linux-gnu "$@" &&
+    LUA_PATH="$tree/share/lua/$ver/?.lua;$tree/share/lua/$ver/?/init.lua;;" \
+    LUA_CPATH="$tree/lib/lua/$ver/?.so;;" "$interp" -e '
+      local a = require "agentruns"
+      assert(a.core.sse_parser and a.core.session and a.core.version == a._VERSION)
+    '
+  rc=$?
+  rm -rf "$tree"
+  return $rc
+}
+
+case "${1:-all}" in
+  asan) asan_suite ;;
+  valgrind) valgrind_suite ;;
+  all)
+    build LUA=lua5.4
+    build LUA=luajit
+    check "build lua5.1" make --no-print-directory -s LUA=lua5.1
+    check "build clang -Werror" make --no-print-directory -s LUA=lua5.4 CC=clang BUILD=build/clang
+    busted_suite "busted lua5.4" lua5.4 build/lua5.4
+    busted_suite "busted luajit" luajit build/luajit
+    check "luacheck" luacheck -q .
+    check "luarocks lint" luarocks lint agentruns-scm-1.rockspec
+    check "luarocks make lua5.4" rock_install 5.4 lua5.4
+    check "luarocks make luajit" rock_install 5.1 luajit LUA_INCDIR=/usr/include/luajit-2.1
+    asan_suite
+    ;;
+  *) echo "usage: $0 [all|asan|valgrind]" >&2; exit 2 ;;
+esac
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
