@@ -1,0 +1,45 @@
+--[[
+Starts a server program as a child process for the duration of a spec.
+
+  local server = require "spec.support.server"
+  local srv = server.start({ "luajit", "spec/support/test_server.lua" })
+  -- srv.url == "http://127.0.0.1:PORT"
+  srv:stop()
+
+The program must print "listening on http://127.0.0.1:PORT" on its first
+line. The child runs under `sh`, which reports its pid first, so stop() can
+signal it; a server that never says it is listening is killed and start()
+raises.
+]]
+local M = {}
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- Start `argv` (an array of words); `env` is an optional map of variables.
+function M.start(argv, env)
+  local words = {}
+  for name, value in pairs(env or {}) do words[#words + 1] = name .. "=" .. shell_quote(value) end
+  for _, w in ipairs(argv) do words[#words + 1] = shell_quote(w) end
+  local cmd = "echo $$; exec timeout 600 env -u LD_PRELOAD " .. table.concat(words, " ")
+  local pipe = assert(io.popen("sh -c " .. shell_quote(cmd), "r"))
+  local pid = tonumber(pipe:read("*l"))
+  local line = pipe:read("*l")
+  local url = line and line:match("^listening on (http://127%.0%.0%.1:%d+)")
+  local srv = { url = url, pid = pid, pipe = pipe }
+  function srv.stop()
+    if srv.pid then
+      os.execute("kill " .. srv.pid .. " 2>/dev/null")
+      srv.pid = nil
+      srv.pipe:close()
+    end
+  end
+  if not url then
+    srv.stop()
+    error("server did not start: " .. tostring(line), 2)
+  end
+  return srv
+end
+
+return M

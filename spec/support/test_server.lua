@@ -1,0 +1,174 @@
+--[[
+A small HTTP server for the transport specs, on lua-http + cqueues.
+
+It answers whatever the transport needs to be tested against, chosen by path:
+  /echo            JSON of the request: method, path, query, headers, body
+  /status/N        an empty response with status N (and a JSON error body)
+  /bytes/N         N bytes of "x"
+  /slow/S          answers after S seconds
+  /hang            sends headers, then nothing, until the client leaves
+  /drop            closes the connection without answering
+  /drop-mid-body   promises 1000 bytes, sends 10, closes
+  /sse/N           N events (id 1..N, `retry: 50`) with a comment between them
+  /sse-drop/K      K events, then the connection drops
+  /sse-big/N       one event whose data is N bytes
+  /sse-keepalive   comments only, until the client leaves
+  /stats           {"connections": number of TCP connections accepted}
+
+Run: luajit spec/support/test_server.lua  -> prints "listening on http://127.0.0.1:PORT".
+Every request sleeps for at most a few seconds and every stream is bounded.
+]]
+local cqueues = require "cqueues"
+local http_server = require "http.server"
+local http_headers = require "http.headers"
+local cjson = require "cjson"
+
+local connections = 0
+
+local function respond(stream, status, body, content_type, extra)
+  local h = http_headers.new()
+  h:append(":status", tostring(status))
+  h:append("content-type", content_type or "application/json")
+  for name, value in pairs(extra or {}) do h:append(name, value) end
+  stream:write_headers(h, body == nil)
+  if body ~= nil then stream:write_chunk(body, true) end
+end
+
+local function sse_head(stream)
+  local h = http_headers.new()
+  h:append(":status", "200")
+  h:append("content-type", "text/event-stream")
+  h:append("cache-control", "no-cache")
+  stream:write_headers(h, false)
+end
+
+local function sse_event(i)
+  return string.format("id: %d\nevent: step\ndata: {\"n\":%d}\n\n", i, i)
+end
+
+local routes = {}
+
+function routes.echo(stream, req_headers, path, query)
+  local headers = {}
+  for name, value in req_headers:each() do
+    if name:sub(1, 1) ~= ":" then
+      if headers[name] then headers[name] = headers[name] .. ", " .. value else headers[name] = value end
+    end
+  end
+  local body = stream:get_body_as_string(5) or ""
+  respond(stream, 200, cjson.encode {
+    method = req_headers:get(":method"), path = path, query = query or "",
+    headers = headers, body = body,
+  }, nil, { ["x-request-id"] = "req-echo-1" })
+end
+
+function routes.status(stream, _, _, _, arg)
+  respond(stream, tonumber(arg), cjson.encode { message = "status " .. arg }, nil, { ["retry-after"] = "1" })
+end
+
+function routes.bytes(stream, _, _, _, arg)
+  respond(stream, 200, string.rep("x", tonumber(arg)), "text/plain")
+end
+
+function routes.slow(stream, _, _, _, arg)
+  cqueues.sleep(math.min(tonumber(arg) or 0.2, 5))
+  respond(stream, 200, cjson.encode { slept = tonumber(arg) })
+end
+
+function routes.hang(stream)
+  sse_head(stream)
+  cqueues.sleep(5)
+  stream:shutdown()
+end
+
+-- Close the socket itself: shutting the stream down would answer 503 first.
+local function drop_connection(stream)
+  stream.connection.socket:shutdown("rw")
+end
+
+function routes.drop(stream)
+  drop_connection(stream)
+end
+
+routes["drop-mid-body"] = function(stream)
+  local h = http_headers.new()
+  h:append(":status", "200")
+  h:append("content-length", "1000")
+  stream:write_headers(h, false)
+  stream:write_chunk(string.rep("y", 10), false)
+  drop_connection(stream)
+end
+
+function routes.sse(stream, _, _, _, arg)
+  sse_head(stream)
+  stream:write_chunk("retry: 50\n\n", false)
+  for i = 1, tonumber(arg) do
+    stream:write_chunk(": tick\n" .. sse_event(i), false)
+  end
+  stream:write_chunk("", true)
+end
+
+routes["sse-drop"] = function(stream, _, _, _, arg)
+  sse_head(stream)
+  for i = 1, tonumber(arg) do stream:write_chunk(sse_event(i), false) end
+  stream:write_chunk("id: 999\ndata: never finished", false)
+  cqueues.sleep(0.05)
+  drop_connection(stream)
+end
+
+routes["sse-big"] = function(stream, _, _, _, arg)
+  sse_head(stream)
+  stream:write_chunk("data: " .. string.rep("z", tonumber(arg)) .. "\n\n", true)
+end
+
+routes["sse-keepalive"] = function(stream)
+  sse_head(stream)
+  for _ = 1, 100 do
+    if not stream:write_chunk(": keepalive\n", false, 1) then return end
+    cqueues.sleep(0.05)
+  end
+  stream:shutdown()
+end
+
+function routes.stats(stream)
+  respond(stream, 200, cjson.encode { connections = connections })
+end
+
+local function onstream(_, stream)
+  local req_headers = assert(stream:get_headers())
+  local target = req_headers:get(":path")
+  local path, query = target:match("^([^?]*)%??(.*)$")
+  local name, arg = path:match("^/([%w%-]+)/?(.*)$")
+  local route = routes[name or ""]
+  if not route then return respond(stream, 404, cjson.encode { message = "no route " .. path }) end
+  route(stream, req_headers, path, query, arg)
+end
+
+local server = assert(http_server.listen {
+  host = "127.0.0.1",
+  port = tonumber(arg[1]) or 0,
+  onstream = onstream,
+  onerror = function() end,
+  connection_setup_timeout = 5,
+  intra_stream_timeout = 10,
+})
+assert(server:listen())
+local _, _, port = server:localname()
+-- count TCP connections: the server hands every accepted socket to add_socket
+local orig_add = server.add_socket
+function server.add_socket(self, socket)
+  connections = connections + 1
+  return orig_add(self, socket)
+end
+io.stdout:write(string.format("listening on http://127.0.0.1:%d\n", port))
+io.stdout:flush()
+local cq = server.cq
+local signal = require "cqueues.signal"
+signal.block(signal.SIGTERM, signal.SIGINT)
+local listener = signal.listen(signal.SIGTERM, signal.SIGINT)
+cq:wrap(function()
+  listener:wait()
+  server:close()
+  os.exit(0)
+end)
+assert(server:loop())
