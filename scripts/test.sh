@@ -96,6 +96,7 @@ case "${1:-all}" in
     check "luarocks make lua5.4" rock_install 5.4 lua5.4
     check "luarocks make luajit" rock_install 5.1 luajit LUA_INCDIR=/usr/include/luajit-2.1
     asan_suite
+    valgrind_suite
     ;;
   *) echo "usage: $0 [all|asan|valgrind]" >&2; exit 2 ;;
 esac
