@@ -5,9 +5,13 @@
  *   sse_parser = function(opts) -> SSEParser     (lsse.c)
  *   session = function(opts) -> Session          (session.c)
  *   error_metatable = <metatable of error values> (error.c)
+ *   now = function() -> monotonic seconds,  sleep = function(seconds)
  *   version = "x.y.z", curl_version = "libcurl/..."
  * }
  */
+#include <errno.h>
+#include <time.h>
+
 #include <curl/curl.h>
 
 #include "agentruns.h"
@@ -20,6 +24,26 @@
 
 AGR_EXPORT int luaopen_agentruns_core(lua_State *L);
 
+/* core.now() -> seconds on the monotonic clock */
+static int core_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.sleep(seconds): block the whole thread (plain scripts only). */
+static int core_sleep(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  struct timespec ts;
+  luaL_argcheck(L, s >= 0 && s <= 1e9, 1, "seconds must be a non-negative number");
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
 int luaopen_agentruns_core(lua_State *L) {
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     return luaL_error(L, "agentruns: curl_global_init failed");
@@ -27,6 +51,10 @@ int luaopen_agentruns_core(lua_State *L) {
   agr_open_error(L);
   agr_open_parser(L);
   agr_open_session(L);
+  lua_pushcfunction(L, core_now);
+  lua_setfield(L, -2, "now");
+  lua_pushcfunction(L, core_sleep);
+  lua_setfield(L, -2, "sleep");
   lua_pushliteral(L, AGR_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, curl_version());

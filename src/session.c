@@ -391,7 +391,8 @@ static void set_headers(lua_State *L, agr_transfer *t, int has_body) {
 /*
  * session:request{ url =, method =, headers = {"Name: value", ...}, body =,
  *                  timeout =, connect_timeout =, idle_timeout =,
- *                  max_body_size =, stream = <SSEParser> } -> transfer
+ *                  max_body_size =, stream = <SSEParser>,
+ *                  fresh_connect = <boolean> } -> transfer
  * The transfer starts with the session's next perform.
  */
 static int session_request(lua_State *L) {
@@ -470,6 +471,14 @@ static int session_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->req_headers);
+  lua_getfield(L, 1, "fresh_connect");
+  if (lua_toboolean(L, -1)) {
+    /* libcurl silently re-sends a request whose reused connection closed
+       without answering; for a request that must not run twice, only a new
+       connection rules that out. */
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  }
+  lua_pop(L, 1);
   if (t->parser) {
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   } else {

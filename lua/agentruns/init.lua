@@ -1,17 +1,35 @@
 --[[
 agentruns: Lua clients for the HappyRobot, Humm and ToolRegistry agent-run APIs.
 
-This module is the entry point. It carries the C core (`agentruns.core`: the
-SSE parser and the libcurl session), the JSON null value, and the version.
+  local agentruns = require "agentruns"
+  local tr = agentruns.toolregistry.new{ api_key = ... }
+  local hr = agentruns.happyrobot.new{ api_key = ..., organization_id = ... }
+  local humm = agentruns.humm.new{ api_key = ..., organization_id = ... }
+
+The provider modules load on first use. `agentruns.core` is the C core (SSE
+parser, libcurl sessions); `agentruns.null` is JSON null as results carry
+it; `agentruns.array(t)` marks a table to be sent as a JSON array even when
+empty.
 ]]
 local core = require "agentruns.core"
-local cjson = require "cjson"
+local json = require "agentruns.json"
+
+local PROVIDERS = { toolregistry = true, happyrobot = true, humm = true }
 
 local agentruns = {
   _VERSION = core.version,
   core = core,
-  --- JSON null, as decoded results carry it.
-  null = cjson.null,
+  null = json.null,
+  array = json.array,
+  errors = require "agentruns.errors",
 }
 
-return agentruns
+return setmetatable(agentruns, {
+  __index = function(t, name)
+    if PROVIDERS[name] then
+      local mod = require("agentruns." .. name)
+      rawset(t, name, mod)
+      return mod
+    end
+  end,
+})

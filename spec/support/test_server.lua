@@ -3,7 +3,10 @@ A small HTTP server for the transport specs, on lua-http + cqueues.
 
 It answers whatever the transport needs to be tested against, chosen by path:
   /echo            JSON of the request: method, path, query, headers, body
-  /status/N        an empty response with status N (and a JSON error body)
+  /status/N        status N with a JSON error body (?retry_after=S sets Retry-After)
+  /flaky/KEY/N     503 for the first N requests naming KEY, then 200 JSON
+  /html            a 200 HTML page (not JSON)
+  /log             the requests received so far (method, path, query, headers), then forgets them
   /bytes/N         N bytes of "x"
   /slow/S          answers after S seconds
   /hang            sends headers, then nothing, until the client leaves
@@ -62,8 +65,32 @@ function routes.echo(stream, req_headers, path, query)
   }, nil, { ["x-request-id"] = "req-echo-1" })
 end
 
-function routes.status(stream, _, _, _, arg)
-  respond(stream, tonumber(arg), cjson.encode { message = "status " .. arg }, nil, { ["retry-after"] = "1" })
+function routes.status(stream, _, _, query, arg)
+  local retry_after = (query or ""):match("retry_after=([^&]+)")
+  respond(stream, tonumber(arg), cjson.encode { message = "status " .. arg }, nil,
+          { ["retry-after"] = retry_after or "1" })
+end
+
+local flaky_counts = {}
+function routes.flaky(stream, _, _, _, arg)
+  local key, n = arg:match("^([^/]+)/(%d+)$")
+  flaky_counts[key] = (flaky_counts[key] or 0) + 1
+  if flaky_counts[key] <= tonumber(n) then
+    respond(stream, 503, cjson.encode { message = "try again" }, nil, { ["retry-after"] = "0" })
+  else
+    respond(stream, 200, cjson.encode { ok = true, tries = flaky_counts[key] })
+  end
+end
+
+function routes.html(stream)
+  respond(stream, 200, "<html><body>Bad gateway</body></html>", "text/html")
+end
+
+local log = {}
+function routes.log(stream)
+  local entries = log
+  log = {}
+  respond(stream, 200, #entries > 0 and cjson.encode(entries) or "[]")
 end
 
 function routes.bytes(stream, _, _, _, arg)
@@ -140,6 +167,13 @@ local function onstream(_, stream)
   local path, query = target:match("^([^?]*)%??(.*)$")
   local name, arg = path:match("^/([%w%-]+)/?(.*)$")
   local route = routes[name or ""]
+  if name ~= "log" then
+    local headers = {}
+    for k, v in req_headers:each() do
+      if k:sub(1, 1) ~= ":" then headers[k] = v end
+    end
+    log[#log + 1] = { method = req_headers:get(":method"), path = path, query = query, headers = headers }
+  end
   if not route then return respond(stream, 404, cjson.encode { message = "no route " .. path }) end
   route(stream, req_headers, path, query, arg)
 end

@@ -1,0 +1,513 @@
+--[[
+The request layer, shared by every provider.
+
+A provider module is data: its base URL, how it authenticates, how its error
+bodies read, and a table of endpoints. `client.define(provider)` turns that
+into a class whose methods are the endpoints:
+
+  endpoint = {
+    method = "GET", path = "/reports/runs/{run_id}",
+    params = { run_id = T.uuid },               -- types of the path parameters
+    query = { limit = T.integer(1, 100) },      -- query parameters (the options table)
+    body = { intent = T.required(T.string) },   -- JSON body fields (the options table)
+    fixed_query = { active = "true" },          -- sent as given
+    prepare = function(client, path_values, params) -> params,  -- fill implied fields
+    paginate = { ... }, each = "each_run",      -- see agentruns.paginate
+    idempotent = true/false,                    -- default: by method
+    stream = true,                              -- an SSE endpoint, see agentruns.stream
+  }
+
+The generated method takes the path parameters in the order the path names
+them, then one table of query parameters or body fields, then a table of
+per-call options (timeout, max_retries, headers). Arguments are checked
+before anything is sent; a bad one returns nil, err (kind "invalid_argument",
+err.argument naming it). Each call runs: build request -> hooks -> transport
+-> status, decode, errors -> retry when safe (see `retry_decision`).
+]]
+local errors = require "agentruns.errors"
+local json = require "agentruns.json"
+local runtime = require "agentruns.runtime"
+local url = require "agentruns.url"
+local curl_transport = require "agentruns.transport.curl"
+
+local M = {}
+
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
+local SECRET_HEADER_WORDS = { "auth", "key", "token", "secret", "cookie", "password", "signature" }
+
+M.defaults = {
+  timeout = 60,                  -- seconds for a whole request
+  connect_timeout = 10,
+  idle_timeout = 60,             -- streams: no byte for this long -> reconnect
+  max_retries = 2,
+  retry_base_delay = 0.5,        -- first backoff, doubling
+  retry_max_delay = 8,
+  max_retry_wait = 60,           -- longest Retry-After honoured
+  max_body_size = 64 * 1024 * 1024,
+  max_event_size = 16 * 1024 * 1024,
+}
+
+--- True when a header name may carry a credential (its value is hidden).
+function M.is_secret_header(name)
+  local lname = name:lower()
+  for _, w in ipairs(SECRET_HEADER_WORDS) do
+    if lname:find(w, 1, true) then return true end
+  end
+  return false
+end
+
+-- Header lines -> { name = value } with credentials replaced by "REDACTED".
+local function redacted_headers(lines)
+  local out = {}
+  for _, line in ipairs(lines) do
+    local name, value = line:match("^([^:]+):%s*(.*)$")
+    out[name:lower()] = M.is_secret_header(name) and "REDACTED" or value
+  end
+  return out
+end
+
+local function preview(body)
+  local s = body:sub(1, 64):gsub("[%c]", " ")
+  if #body > 64 then s = s .. "..." end
+  return s
+end
+
+--[[ Parse Retry-After: delta seconds or an HTTP date. Returns seconds or nil. ]]
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+function M.parse_retry_after(value, now_epoch)
+  if not value then return nil end
+  if value:match("^%s*%d+%s*$") then return tonumber(value) end
+  local d, mon, y, h, mi, s = value:match("^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d or not MONTHS[mon] then return nil end
+  -- days since the epoch of a civil date (UTC), without os.time's local time zone
+  local yy, mm = tonumber(y), MONTHS[mon]
+  if mm <= 2 then yy = yy - 1 end
+  local era = math.floor(yy / 400)
+  local yoe = yy - era * 400
+  local mp = (mm + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + tonumber(d) - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  local days = era * 146097 + doe - 719468
+  local epoch = days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+  local delta = epoch - (now_epoch or os.time())
+  return delta > 0 and delta or 0
+end
+
+-- Validate `value` against `ty`; returns nil on success, else an error value.
+local function check(name, ty, value)
+  local ok, why = ty.check(value)
+  if not ok then return errors.invalid_argument(name, why) end
+end
+
+-- Check a params table against a map of types: required ones, unknown keys.
+local function check_fields(where, types, params)
+  if params == nil then params = {} end
+  if type(params) ~= "table" then
+    return errors.invalid_argument(where, "must be a table, got " .. type(params))
+  end
+  for k in pairs(params) do
+    if type(k) ~= "string" or not types[k] then
+      local known = {}
+      for n in pairs(types) do known[#known + 1] = n end
+      table.sort(known)
+      return errors.invalid_argument(tostring(k), "is not a parameter of this call (known: " ..
+        (#known > 0 and table.concat(known, ", ") or "none") .. ")")
+    end
+  end
+  local names = {}
+  for n in pairs(types) do names[#names + 1] = n end
+  table.sort(names)
+  for _, n in ipairs(names) do
+    local v = params[n]
+    if v == nil then
+      if types[n].required then return errors.invalid_argument(n, "is required") end
+    else
+      local err = check(n, types[n], v)
+      if err then return err end
+    end
+  end
+end
+
+local CALL_OPTIONS = { timeout = true, connect_timeout = true, max_retries = true, headers = true,
+                       idle_timeout = true, event_timeout = true, max_items = true, max_event_size = true,
+                       max_body_size = true, last_event_id = true }
+
+local function check_call_options(opts)
+  if opts == nil then return end
+  if type(opts) ~= "table" then return errors.invalid_argument("options", "must be a table, got " .. type(opts)) end
+  for k, v in pairs(opts) do
+    if not CALL_OPTIONS[k] then
+      return errors.invalid_argument(tostring(k), "is not an option of this call")
+    end
+    if k == "headers" then
+      if type(v) ~= "table" then return errors.invalid_argument("headers", "must be a table of name = value") end
+      for name, value in pairs(v) do
+        if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+.^_`|~-]+$") then
+          return errors.invalid_argument("headers",
+            "has an invalid header name " .. string.format("%q", tostring(name)))
+        end
+        if type(value) ~= "string" or value:find("[%z\r\n]") then
+          return errors.invalid_argument("headers." .. name, "must be a string without CR, LF or NUL")
+        end
+      end
+    elseif k == "last_event_id" then
+      if type(v) ~= "string" or v:find("[%z\r\n]") then
+        return errors.invalid_argument("last_event_id", "must be a string without CR, LF or NUL")
+      end
+    elseif type(v) ~= "number" or v < 0 or v ~= v then
+      return errors.invalid_argument(k, "must be a non-negative number")
+    end
+  end
+end
+
+--[[
+Build the request for `ep` from the method's arguments. Returns the request
+table, or nil and an invalid_argument error (nothing is sent then).
+]]
+function M.build(client, ep, path_values, params, opts)
+  local err = check_call_options(opts)
+  if err then return nil, err end
+  opts = opts or {}
+  for _, name in ipairs(ep.path_names) do
+    local v = path_values[name]
+    if v == nil then return nil, errors.invalid_argument(name, "is required") end
+    err = check(name, ep.params[name], v)
+    if err then return nil, err end
+  end
+  local path, bad, why = url.fill_path(ep.path, path_values)
+  if not path then return nil, errors.invalid_argument(bad, why) end
+  if ep.prepare and (params == nil or type(params) == "table") then
+    params = ep.prepare(client, path_values, params)
+  end
+  local query, body = {}, nil
+  if ep.body then
+    err = check_fields("body", ep.body, params)
+    if err then return nil, err end
+    body, err = json.encode(params or {})
+    if not body then return nil, errors.invalid_argument("body", err) end
+  elseif ep.query then
+    err = check_fields("query", ep.query, params)
+    if err then return nil, err end
+  elseif params ~= nil and (type(params) ~= "table" or next(params) ~= nil) then
+    return nil, errors.invalid_argument("params", "this call takes no parameters")
+  end
+  if ep.query and not ep.body and params then
+    local names = {}
+    for n in pairs(params) do names[#names + 1] = n end
+    table.sort(names)
+    for _, n in ipairs(names) do
+      local q = ep.query[n].to_query(params[n])
+      if type(q) == "table" then
+        for _, item in ipairs(q) do query[#query + 1] = { n, item } end
+      else
+        query[#query + 1] = { n, q }
+      end
+    end
+  end
+  if ep.fixed_query then
+    for _, kv in ipairs(ep.fixed_query) do query[#query + 1] = kv end
+  end
+  local headers = { "Accept: " .. (ep.stream and "text/event-stream" or "application/json"),
+                    "User-Agent: " .. client.user_agent }
+  if body then headers[#headers + 1] = "Content-Type: application/json" end
+  local auth_query = client.provider.authenticate(client, headers, ep)
+  if auth_query then
+    for _, kv in ipairs(auth_query) do query[#query + 1] = kv end
+  end
+  if opts.headers then
+    local names = {}
+    for n in pairs(opts.headers) do names[#names + 1] = n end
+    table.sort(names)
+    for _, n in ipairs(names) do headers[#headers + 1] = n .. ": " .. opts.headers[n] end
+  end
+  local full = client.base_url .. path
+  if #query > 0 then full = full .. "?" .. url.query(query) end
+  local idempotent = ep.idempotent
+  if idempotent == nil then idempotent = IDEMPOTENT[ep.method] or false end
+  return {
+    method = ep.method, url = full, headers = headers, body = body,
+    timeout = opts.timeout or client.timeout, connect_timeout = opts.connect_timeout or client.connect_timeout,
+    idle_timeout = opts.idle_timeout or client.idle_timeout,
+    max_body_size = opts.max_body_size or client.max_body_size,
+    max_retries = opts.max_retries or client.max_retries,
+    idempotent = idempotent, endpoint = ep, options = opts,
+  }
+end
+
+-- The fields every error of this request carries.
+local function request_fields(client, req, fields)
+  fields = fields or {}
+  fields.method = req.method
+  fields.url = url.redact(req.url, client.provider.secret_query)
+  return fields
+end
+
+--[[
+Turn a transport outcome into the call's result: decoded JSON for 2xx (true
+for an empty body), or an error value.
+]]
+function M.interpret(client, req, res, terr)
+  if not res then
+    local e = errors.new(terr.kind or "network", terr.message or tostring(terr),
+      request_fields(client, req, { status = terr.status, sent = terr.sent, curl_code = terr.curl_code }))
+    return nil, e
+  end
+  local status, headers, body = res.status, res.headers or {}, res.body or ""
+  local ctype = (headers["content-type"] or ""):lower()
+  local request_id = headers["x-request-id"] or headers["request-id"] or headers["x-amzn-requestid"]
+  if status >= 200 and status < 300 then
+    if body == "" or status == 204 then return true end
+    if not (ctype:find("json", 1, true) or ctype == "") then
+      return nil, errors.new("decode", string.format("expected JSON, got %s (%d bytes): %s",
+        ctype, #body, preview(body)), request_fields(client, req, { status = status, request_id = request_id,
+        body = body:sub(1, 4096), retryable = false }))
+    end
+    local value, why = json.decode(body)
+    if value == nil then
+      return nil, errors.new("decode", string.format("invalid JSON in response (%d bytes, %s): %s",
+        #body, why, preview(body)), request_fields(client, req, { status = status, request_id = request_id,
+        body = body:sub(1, 4096), retryable = false }))
+    end
+    return value
+  end
+  local decoded = ctype:find("json", 1, true) and json.decode(body) or nil
+  local message, code = client.provider.error_message(decoded)
+  if not message then
+    if status >= 300 and status < 400 and headers.location then
+      message = "redirect to " .. url.redact(headers.location) .. " not followed"
+    elseif body ~= "" then
+      message = string.format("HTTP %d (%s, %d bytes): %s", status, ctype ~= "" and ctype or "no content type",
+        #body, preview(body))
+    else
+      message = "HTTP " .. status
+    end
+  end
+  return nil, errors.new("http", message, request_fields(client, req, {
+    status = status, code = code, request_id = request_id,
+    body = decoded ~= nil and decoded or body:sub(1, 4096),
+    retry_after = M.parse_retry_after(headers["retry-after"]),
+  }))
+end
+
+--[[
+Whether err may be retried, and why not when it may not. A request that is
+not idempotent is retried only when it provably never reached the server.
+]]
+function M.retry_decision(req, err)
+  local kind = err.kind
+  if kind == "network" or kind == "timeout" then
+    if req.idempotent then return true end
+    if err.sent == false then return true end
+    return false, "the request may have reached the server; retrying could duplicate it"
+  end
+  if kind == "http" and RETRY_STATUS[err.status] then
+    if req.idempotent then return true end
+    return false, "the request is not idempotent and the server may have acted on it"
+  end
+  return false
+end
+
+local Call = {}
+Call.__index = Call
+
+-- Start one attempt (hooks, then the transport).
+local function launch(call)
+  local client, req = call.client, call.req
+  call.attempts = call.attempts + 1
+  call.started = runtime.now()
+  if client.on_request then
+    client.on_request { method = req.method, url = url.redact(req.url, client.provider.secret_query),
+                        headers = redacted_headers(req.headers), body = req.body, attempt = call.attempts }
+  end
+  call.pending = client.transport:start(req)
+end
+
+--- Wait for the call's result: the decoded value, or nil and an error.
+function Call:await()
+  if self.result ~= nil or self.err then return self.result, self.err end
+  local client, req = self.client, self.req
+  while true do
+    local res, terr = self.pending:await()
+    self.pending = nil
+    if client.on_response then
+      client.on_response { method = req.method, url = url.redact(req.url, client.provider.secret_query),
+                           status = res and res.status, headers = res and res.headers,
+                           error = terr and tostring(terr), attempt = self.attempts,
+                           elapsed = runtime.now() - self.started }
+    end
+    local value, err = M.interpret(client, req, res, terr)
+    if value ~= nil then
+      self.result = value
+      return value
+    end
+    local may, why = M.retry_decision(req, err)
+    err.attempts = self.attempts
+    err.retryable = may
+    if why then err.message = err.message .. " (not retried: " .. why .. ")" end
+    local delay
+    if may and self.attempts <= req.max_retries then
+      delay = client.retry_base_delay * 2 ^ (self.attempts - 1)
+      if delay > client.retry_max_delay then delay = client.retry_max_delay end
+      delay = delay / 2 + math.random() * delay / 2 -- jitter: spread the herd
+      if err.retry_after then
+        if err.retry_after > client.max_retry_wait then
+          err.message = string.format("%s (the server asked to wait %d s, more than max_retry_wait %d s)",
+            err.message, err.retry_after, client.max_retry_wait)
+          delay = nil
+        elseif err.retry_after > delay then
+          delay = err.retry_after
+        end
+      end
+    end
+    if not delay then
+      self.err = err
+      return nil, err
+    end
+    client.transport:sleep(delay)
+    launch(self)
+  end
+end
+
+--- Cancel the call if it is still in flight.
+function Call:cancel()
+  if self.pending then
+    self.pending:cancel()
+    self.pending = nil
+  end
+  if self.result == nil and not self.err then
+    self.err = errors.new("canceled", "call canceled", request_fields(self.client, self.req))
+  end
+end
+
+--- Start the call for `req` (a request from M.build); returns a Call.
+function M.start(client, req)
+  local call = setmetatable({ client = client, req = req, attempts = 0 }, Call)
+  launch(call)
+  return call
+end
+
+--- A Call that has already failed (used for invalid arguments).
+function M.failed(err)
+  return setmetatable({ err = err }, Call)
+end
+
+-- Split a method's arguments into path values, params and options.
+local function split_args(ep, ...)
+  local n = #ep.path_names
+  local path_values = {}
+  for i = 1, n do path_values[ep.path_names[i]] = select(i, ...) end
+  return path_values, (select(n + 1, ...)), (select(n + 2, ...))
+end
+
+--- Start the call `ep` with a method's arguments; returns a Call.
+function M.start_endpoint(client, ep, ...)
+  local path_values, params, opts = split_args(ep, ...)
+  local req, err = M.build(client, ep, path_values, params, opts)
+  if not req then return M.failed(err) end
+  return M.start(client, req)
+end
+
+local function prepare_endpoint(name, ep)
+  ep.name = name
+  ep.params = ep.params or {}
+  ep.path_names = {}
+  for p in ep.path:gmatch("{([%w_]+)}") do
+    assert(ep.params[p], name .. ": no type for path parameter " .. p)
+    ep.path_names[#ep.path_names + 1] = p
+  end
+  if ep.fixed_query then
+    local list = {}
+    for k, v in pairs(ep.fixed_query) do list[#list + 1] = { k, v } end
+    table.sort(list, function(a, b) return a[1] < b[1] end)
+    ep.fixed_query = list
+  end
+  return ep
+end
+
+local function option(opts, name, env_name)
+  local v = opts[name]
+  if v == nil and env_name then v = os.getenv(env_name) end
+  if v == "" then v = nil end
+  return v
+end
+
+--[[
+Define a provider class. `provider` = { name, default_base_url, env = {...},
+authenticate(client, headers, ep) -> extra query pairs, error_message(body)
+-> message, code, endpoints = {...}, methods = {...} (hand-written ones),
+options = { names of extra client options } }.
+]]
+function M.define(provider)
+  local class = { provider = provider, endpoints = {} }
+  local methods = {}
+  class.methods = methods
+  class.mt = { __index = methods, __name = "agentruns." .. provider.name }
+  class.mt.__tostring = function(c) return "agentruns." .. provider.name .. " client (" .. c.base_url .. ")" end
+
+  local paginate = require "agentruns.paginate"
+  local stream = require "agentruns.stream"
+  for name, ep in pairs(provider.endpoints) do
+    prepare_endpoint(name, ep)
+    class.endpoints[name] = ep
+    if ep.stream then
+      methods[name] = function(self, ...) return stream.open(self, ep, ...) end
+    else
+      methods[name] = function(self, ...)
+        return M.start_endpoint(self, ep, ...):await()
+      end
+    end
+    if ep.each then
+      methods[ep.each] = function(self, ...) return paginate.each(self, ep, ...) end
+    end
+  end
+  for name, fn in pairs(provider.methods or {}) do methods[name] = fn end
+
+  --- Create a client. See README for the options.
+  function class.new(opts)
+    opts = opts or {}
+    if type(opts) ~= "table" then error("agentruns." .. provider.name .. ".new: options must be a table", 2) end
+    local env = provider.env or {}
+    local self = setmetatable({ provider = provider }, class.mt)
+    self.api_key = option(opts, "api_key", env.api_key)
+    if type(self.api_key) ~= "string" or self.api_key:find("[%z\r\n]") then
+      error(string.format("agentruns.%s.new: api_key is required (or set %s)", provider.name, env.api_key), 2)
+    end
+    if provider.organization then
+      self.organization_id = option(opts, "organization_id", env.organization_id)
+      if type(self.organization_id) ~= "string" or self.organization_id:find("[%z\r\n]") then
+        error(string.format("agentruns.%s.new: organization_id is required (or set %s)",
+          provider.name, env.organization_id), 2)
+      end
+    end
+    local base = option(opts, "base_url", env.base_url) or provider.default_base_url
+    local checked, why = url.check_base(base, opts.allow_insecure)
+    if not checked then error(string.format("agentruns.%s.new: base_url %s", provider.name, why), 2) end
+    self.base_url = provider.normalize_base and provider.normalize_base(checked) or checked
+    for k, v in pairs(M.defaults) do
+      local given = opts[k]
+      if given ~= nil and (type(given) ~= "number" or given < 0) then
+        error(string.format("agentruns.%s.new: %s must be a non-negative number", provider.name, k), 2)
+      end
+      self[k] = given or v
+    end
+    for _, hook in ipairs { "on_request", "on_response" } do
+      if opts[hook] ~= nil and type(opts[hook]) ~= "function" then
+        error(string.format("agentruns.%s.new: %s must be a function", provider.name, hook), 2)
+      end
+      self[hook] = opts[hook]
+    end
+    self.user_agent = opts.user_agent or ("agentruns/" .. require("agentruns.core").version .. " (" .. _VERSION
+      .. (jit and ("; " .. jit.version) or "") .. ")")
+    if type(self.user_agent) ~= "string" or self.user_agent:find("[%z\r\n]") then
+      error(string.format("agentruns.%s.new: user_agent must be a string without CR or LF", provider.name), 2)
+    end
+    self.transport = opts.transport or curl_transport.new { session = opts.session }
+    return self
+  end
+
+  return class
+end
+
+return M

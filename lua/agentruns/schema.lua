@@ -1,0 +1,194 @@
+--[[
+Parameter types, as used in the providers' endpoint tables.
+
+A type is a table with `check(value) -> true | nil, reason` and, for query
+parameters, `to_query(value) -> string | array of strings`. The reasons are
+what users read after the argument's name ("limit: must be an integer from 1
+to 100, got 0"), so they say what is expected and what came.
+]]
+local json = require "agentruns.json"
+
+local M = {}
+
+local function show(v)
+  if type(v) == "string" then
+    if #v > 40 then v = v:sub(1, 37) .. "..." end
+    return string.format("%q", v)
+  end
+  if v == json.null then return "null" end
+  return tostring(v)
+end
+
+local function is_integer(v)
+  return type(v) == "number" and v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53
+end
+
+local function define(t)
+  t.to_query = t.to_query or tostring
+  return t
+end
+
+M.string = define {
+  name = "string",
+  check = function(v)
+    if type(v) ~= "string" then return nil, "must be a string, got " .. type(v) end
+    return true
+  end,
+}
+
+--- A string of at most `max` bytes, at least `min` (default 0).
+function M.string_len(min, max)
+  return define {
+    name = "string",
+    check = function(v)
+      if type(v) ~= "string" then return nil, "must be a string, got " .. type(v) end
+      if #v < (min or 0) then return nil, "must not be shorter than " .. min .. " bytes" end
+      if max and #v > max then return nil, "must not be longer than " .. max .. " bytes" end
+      return true
+    end,
+  }
+end
+
+M.uuid = define {
+  name = "uuid",
+  check = function(v)
+    if type(v) ~= "string" then return nil, "must be a UUID string, got " .. type(v) end
+    if not v:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") then
+      return nil, "must be a UUID like 123e4567-e89b-42d3-a456-426614174000, got " .. show(v)
+    end
+    return true
+  end,
+}
+
+M.boolean = define {
+  name = "boolean",
+  check = function(v)
+    if type(v) ~= "boolean" then return nil, "must be a boolean, got " .. type(v) end
+    return true
+  end,
+}
+
+--- An integer, optionally bounded (either bound may be nil).
+function M.integer(min, max)
+  local range
+  if min and max then range = " from " .. min .. " to " .. max
+  elseif min then range = " of at least " .. min
+  elseif max then range = " of at most " .. max
+  else range = "" end
+  return define {
+    name = "integer",
+    check = function(v)
+      if not is_integer(v) or (min and v < min) or (max and v > max) then
+        return nil, "must be an integer" .. range .. ", got " .. show(v)
+      end
+      return true
+    end,
+    to_query = function(v) return string.format("%d", v) end,
+  }
+end
+
+--- A number, optionally bounded below.
+function M.number(min)
+  return define {
+    name = "number",
+    check = function(v)
+      if type(v) ~= "number" or v ~= v or (min and v < min) then
+        return nil, "must be a number" .. (min and (" of at least " .. min) or "") .. ", got " .. show(v)
+      end
+      return true
+    end,
+    to_query = function(v) return v % 1 == 0 and string.format("%d", v) or string.format("%.17g", v) end,
+  }
+end
+
+--- One of the listed strings.
+function M.enum(values)
+  local set = {}
+  for _, v in ipairs(values) do set[v] = true end
+  local list = table.concat(values, ", ")
+  return define {
+    name = "enum",
+    values = values,
+    check = function(v)
+      if not set[v] then return nil, "must be one of " .. list .. ", got " .. show(v) end
+      return true
+    end,
+  }
+end
+
+--- An ISO-8601 date-time string ("2025-11-03T09:00:04Z", offsets and fractions allowed).
+M.datetime = define {
+  name = "datetime",
+  check = function(v)
+    local rest = type(v) == "string" and v:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d(.*)$")
+    if rest then rest = rest:gsub("^%.%d+", "") end
+    if not (rest == "" or rest == "Z" or (rest and rest:match("^[+-]%d%d:?%d%d$"))) then
+      return nil, "must be an ISO-8601 date-time like 2025-11-03T09:00:04Z, got " .. show(v)
+    end
+    return true
+  end,
+}
+
+--- A JSON object (a Lua table that is not a sequence).
+M.object = define {
+  name = "object",
+  check = function(v)
+    if type(v) ~= "table" or getmetatable(v) == json.array_mt then
+      return nil, "must be a table (a JSON object), got " .. type(v)
+    end
+    return true
+  end,
+  to_query = function(v) return assert(json.encode(v)) end,
+}
+
+--- An array whose items are of type `item` (at least `min` of them).
+function M.array(item, min)
+  return define {
+    name = "array",
+    item = item,
+    check = function(v)
+      if type(v) ~= "table" then return nil, "must be an array, got " .. type(v) end
+      local n = 0
+      for k in pairs(v) do
+        if type(k) ~= "number" or k % 1 ~= 0 or k < 1 then return nil, "must be an array (keys 1..n)" end
+        n = n + 1
+      end
+      for i = 1, n do
+        if v[i] == nil then return nil, "must be an array without holes" end
+        local ok, why = item.check(v[i])
+        if not ok then return nil, "item " .. i .. " " .. why end
+      end
+      if min and n < min then return nil, "must have at least " .. min .. " item" .. (min > 1 and "s" or "") end
+      return true
+    end,
+    to_query = function(v)
+      local out = {}
+      for i = 1, #v do out[i] = item.to_query(v[i]) end
+      return out
+    end,
+  }
+end
+
+--- Anything JSON can carry.
+M.any = define {
+  name = "any",
+  check = function() return true end,
+}
+
+--- `t`, but required.
+function M.required(t)
+  local r = setmetatable({ required = true }, { __index = t })
+  return r
+end
+
+--- `t`, also accepting JSON null (agentruns.null) as a value.
+function M.nullable(t)
+  return setmetatable({
+    check = function(v)
+      if v == json.null then return true end
+      return t.check(v)
+    end,
+  }, { __index = t })
+end
+
+return M

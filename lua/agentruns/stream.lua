@@ -1,0 +1,246 @@
+--[[
+Live event streams (Server-Sent Events) that survive dropped connections.
+
+`client:stream_events(...)` returns a Stream. Iterating it yields events
+  { id = "4", event = "step", data = <decoded JSON, or the text>, raw = "<data>" }
+in order, each id once, keepalives left out, and ends after the endpoint's
+terminal event (ToolRegistry: `end`).
+
+How it holds on: one SSE parser lives as long as the Stream, so its last
+event ID survives reconnects. When the connection drops, goes idle for
+`idle_timeout` seconds (keepalives count as traffic there), or the server
+closes without the terminal event, the Stream reconnects with
+`Last-Event-ID`, after the server's `retry:` delay or else an exponential
+backoff with jitter. Events whose id was already yielded are skipped, so a
+server that replays too much costs nothing. The backoff resets only after a
+connection delivered an event; `max_reconnects` failed connections in a row
+end the stream with an error. A 204 or a 4xx answer ends it at once (the
+server says the stream is over or the request is wrong); `event_timeout`, if
+set, ends a stream whose server sends nothing but keepalives.
+
+`s:next()` returns the next event, nil at the end, or nil, err. A for loop
+gets events and has the error raised. `s:close()` (or leaving a for loop in
+Lua 5.4, or collection) closes the connection.
+]]
+local core = require "agentruns.core"
+local client_mod = require "agentruns.client"
+local errors = require "agentruns.errors"
+local json = require "agentruns.json"
+local runtime = require "agentruns.runtime"
+local url = require "agentruns.url"
+
+local M = {}
+
+M.defaults = {
+  max_reconnects = 10,
+  reconnect_base_delay = 0.25,
+  reconnect_max_delay = 10,
+}
+
+local Stream = {}
+Stream.__index = Stream
+Stream.__name = "agentruns.Stream"
+
+local function fail(self, err)
+  self.err = err
+  self:close()
+  return nil, err
+end
+
+-- Open a connection, resuming after the last event ID when there is one.
+local function connect(self)
+  local req = {}
+  for k, v in pairs(self.req) do req[k] = v end
+  local headers = {}
+  for i, h in ipairs(self.req.headers) do headers[i] = h end
+  local last = self.parser:last_event_id()
+  if last == "" then last = self.resume_id end
+  if last and last ~= "" then headers[#headers + 1] = "Last-Event-ID: " .. last end
+  headers[#headers + 1] = "Cache-Control: no-cache"
+  req.headers = headers
+  req.timeout = nil -- a stream lasts as long as the run; idle_timeout guards it
+  self.parser:reset()
+  self.connections = self.connections + 1
+  self.conn = self.client.transport:open_stream(req, self.parser)
+  self.checked = false
+end
+
+-- After a failed or finished connection: wait, then connect again, or give up.
+local function reconnect(self, cause)
+  if self.conn then
+    self.conn:close()
+    self.conn = nil
+  end
+  if self.delivered_since_connect then
+    self.failures = 0
+  end
+  self.delivered_since_connect = false
+  self.failures = self.failures + 1
+  if self.failures > self.max_reconnects then
+    cause.message = string.format("%s (gave up after %d reconnects without an event)",
+      cause.message, self.max_reconnects)
+    cause.attempts = self.connections
+    return fail(self, cause)
+  end
+  local delay
+  local retry = self.parser:retry()
+  if retry then
+    delay = retry / 1000
+  else
+    delay = M.defaults.reconnect_base_delay * 2 ^ (self.failures - 1)
+    if delay > M.defaults.reconnect_max_delay then delay = M.defaults.reconnect_max_delay end
+    delay = delay / 2 + math.random() * delay / 2
+  end
+  self.client.transport:sleep(delay)
+  if self.closed then return nil end
+  connect(self)
+  return true
+end
+
+local function error_fields(self, fields)
+  fields = fields or {}
+  fields.method = self.req.method
+  fields.url = url.redact(self.req.url, self.client.provider.secret_query)
+  fields.attempts = self.connections
+  return fields
+end
+
+-- True when `id` was yielded before (ids are compared numerically when numeric).
+local function seen(self, id)
+  if id == nil then return false end
+  local n = id:match("^%d+$") and tonumber(id)
+  if n then
+    if self.max_numeric and n <= self.max_numeric then return true end
+    self.max_numeric = n
+    return false
+  end
+  if self.seen_ids[id] then return true end
+  self.seen_count = self.seen_count + 1
+  if self.seen_count > 100000 then self.seen_ids, self.seen_count = {}, 1 end
+  self.seen_ids[id] = true
+  return false
+end
+
+-- Check the answer to a new connection once its headers are in.
+local function check_answer(self)
+  local status = self.conn:status()
+  if not status then return true end
+  self.checked = true
+  if status == 204 then
+    return fail(self, errors.new("http", "the server answered 204 No Content: the stream is over",
+      error_fields(self, { status = 204, retryable = false })))
+  end
+  if status >= 200 and status < 300 then
+    local ctype = (self.conn:headers()["content-type"] or ""):lower()
+    if not ctype:find("text/event-stream", 1, true) then
+      return fail(self, errors.new("decode", "expected text/event-stream, got " .. (ctype ~= "" and ctype or
+        "no content type"), error_fields(self, { status = status, retryable = false })))
+    end
+  end
+  return true
+end
+
+--- The next event, nil when the stream ended, or nil and an error.
+function Stream:next()
+  while true do
+    if self.err then return nil, self.err end
+    if self.finished or self.closed then return nil end
+    while self.qi <= #self.queue do
+      local ev = self.queue[self.qi]
+      self.qi = self.qi + 1
+      if ev.event ~= self.keepalive and not seen(self, ev.id) then
+        self.delivered_since_connect = true
+        self.last_event_at = runtime.now()
+        local data = json.decode(ev.data)
+        if data == nil then data = ev.data end
+        local out = { id = ev.id, event = ev.event, data = data, raw = ev.data }
+        if self.terminal[ev.event] then
+          self.finished = true
+          self:close()
+        end
+        return out
+      end
+    end
+    if not self.conn then connect(self) end
+    local wait = self.event_timeout and math.max(self.event_timeout - (runtime.now() - self.last_event_at), 0)
+    local batch, err = self.conn:read(wait)
+    if not self.checked and not check_answer(self) then return nil, self.err end
+    if batch and #batch > 0 then
+      self.queue, self.qi = batch, 1
+    elseif batch then -- an empty batch: event_timeout ran out
+      if self.event_timeout and runtime.now() - self.last_event_at >= self.event_timeout then
+        return fail(self, errors.new("timeout", string.format(
+          "no event for %g seconds (event_timeout); the server sent only keepalives", self.event_timeout),
+          error_fields(self, { retryable = true })))
+      end
+    elseif batch == false then -- the server ended the response without the terminal event
+      if not reconnect(self, errors.new("network", "the server closed the stream before its end event",
+        error_fields(self, { retryable = true }))) then
+        return nil, self.err
+      end
+    else
+      local status = err.status
+      if err.kind == "http" and status and status >= 400 and status < 500 and status ~= 408 and status ~= 429 then
+        local _, e = client_mod.interpret(self.client, self.req, { status = status, headers = err.headers,
+          body = err.body }, nil)
+        for k, v in pairs(error_fields(self, { retryable = false })) do e[k] = v end
+        return fail(self, e)
+      end
+      if err.kind == "limit" or err.kind == "memory" then
+        return fail(self, errors.new(err.kind, err.message, error_fields(self, { retryable = false })))
+      end
+      local cause = errors.new(err.kind == "http" and "http" or err.kind, err.message or ("HTTP " .. tostring(status)),
+        error_fields(self, { status = status, retryable = true }))
+      if not reconnect(self, cause) then return nil, self.err end
+    end
+  end
+end
+
+--- Close the connection; the stream ends. Idempotent.
+function Stream:close()
+  self.closed = true
+  if self.conn then
+    self.conn:close()
+    self.conn = nil
+  end
+end
+
+--- The last event ID seen (what a later resume would send).
+function Stream:last_event_id()
+  local id = self.parser:last_event_id()
+  if id == "" then return self.resume_id end
+  return id
+end
+
+Stream.__call = function(self)
+  local ev, err = self:next()
+  if err then error(err, 0) end
+  return ev
+end
+Stream.__close = Stream.close
+Stream.__gc = Stream.close
+
+--- Open the stream endpoint `ep` with a method's arguments.
+function M.open(client, ep, ...)
+  local n = #ep.path_names
+  local path_values = {}
+  for i = 1, n do path_values[ep.path_names[i]] = select(i, ...) end
+  local params, opts = select(n + 1, ...)
+  local self = setmetatable({ client = client, queue = {}, qi = 1, seen_ids = {}, seen_count = 0,
+                              failures = 0, connections = 0, terminal = {}, keepalive = ep.stream.keepalive,
+                              last_event_at = runtime.now(), max_reconnects = M.defaults.max_reconnects }, Stream)
+  for _, name in ipairs(ep.stream.terminal or {}) do self.terminal[name] = true end
+  local req, err = client_mod.build(client, ep, path_values, params, opts)
+  if not req then
+    self.err = err
+    return self
+  end
+  opts = opts or {}
+  self.req = req
+  self.event_timeout = opts.event_timeout
+  self.resume_id = opts.last_event_id
+  self.parser = core.sse_parser { max_event_size = opts.max_event_size or client.max_event_size }
+  return self
+end
+
+return M

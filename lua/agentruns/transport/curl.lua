@@ -1,0 +1,124 @@
+--[[
+The default transport: agentruns.core sessions (libcurl multi).
+
+The interface every transport offers (the request layer knows no other):
+
+  t = transport.new{ session = <core session, optional> }
+  p = t:start(req)          start a request; it makes progress whenever the
+                            session is driven, so several can be in flight
+  res, err = p:await()      { status, headers, body } or nil, err
+  p:cancel()
+  s = t:open_stream(req, parser)   a streaming request feeding `parser`
+  events, err = s:read([timeout])
+                            a non-empty array of events; an empty one when
+                            `timeout` seconds passed first; false at a clean
+                            end of the response; nil, err on failure (an
+                            answer that is not 2xx is nil, {kind = "http",
+                            status, headers, body})
+  s:close()
+
+req = { method, url, headers = {"Name: value", ...}, body, timeout,
+        connect_timeout, idle_timeout, max_body_size, idempotent }.
+
+Waiting goes through agentruns.runtime, so the same code blocks in a plain
+script and yields inside a scheduler.
+]]
+local core = require "agentruns.core"
+local runtime = require "agentruns.runtime"
+
+local M = {}
+
+local shared_session
+
+--- The process-wide session that clients share unless given their own.
+function M.shared_session()
+  if not shared_session then shared_session = core.session() end
+  return shared_session
+end
+
+local Pending = {}
+Pending.__index = Pending
+
+function Pending:await()
+  local t = self.transfer
+  runtime.wait(self.session, function() return t:done() end)
+  local res, err = t:result()
+  t:close()
+  return res, err
+end
+
+function Pending:cancel()
+  self.transfer:close()
+end
+
+local Stream = {}
+Stream.__index = Stream
+
+function Stream:read(timeout)
+  local t = self.transfer
+  local events = t:events()
+  if #events > 0 then return events end
+  runtime.wait(self.session, function()
+    events = t:events()
+    return #events > 0 or t:done()
+  end, timeout)
+  if #events > 0 or not t:done() then return events end
+  local res, err = t:result()
+  if not res then return nil, err end
+  if res.status < 200 or res.status > 299 then
+    return nil, { kind = "http", status = res.status, headers = res.headers, body = res.body }
+  end
+  return false
+end
+
+function Stream:status()
+  return self.transfer:status()
+end
+
+function Stream:headers()
+  return self.transfer:headers()
+end
+
+function Stream:close()
+  self.transfer:close()
+end
+
+local Transport = {}
+Transport.__index = Transport
+
+local function transfer_options(req, parser)
+  return {
+    url = req.url, method = req.method, headers = req.headers, body = req.body,
+    timeout = req.timeout, connect_timeout = req.connect_timeout, idle_timeout = req.idle_timeout,
+    max_body_size = req.max_body_size, stream = parser,
+    -- curl re-sends a request on its own when a reused connection dies
+    -- unanswered; a request that must not run twice gets a new connection
+    fresh_connect = req.idempotent == false,
+  }
+end
+
+function Transport:start(req)
+  local session = self.session
+  local transfer = session:request(transfer_options(req))
+  session:perform(0) -- send it now: the server works while the caller does
+  return setmetatable({ transfer = transfer, session = session }, Pending)
+end
+
+function Transport:open_stream(req, parser)
+  local session = self.session
+  local transfer = session:request(transfer_options(req, parser))
+  session:perform(0)
+  return setmetatable({ transfer = transfer, session = session }, Stream)
+end
+
+function Transport:sleep(seconds)
+  runtime.sleep(seconds, self.session)
+end
+
+--- A transport over `opts.session`, or over the shared session.
+function M.new(opts)
+  local session = opts and opts.session or M.shared_session()
+  return setmetatable({ session = session, name = "curl" }, Transport)
+end
+
+return M

@@ -1,0 +1,48 @@
+local json = require "agentruns.json"
+
+describe("agentruns.json", function()
+  describe("encode", function()
+    local cases = {
+      { "a sequence as an array", { 1, 2, 3 }, "[1,2,3]" },
+      { "a map as an object with sorted keys", { b = 1, a = "x" }, '{"a":"x","b":1}' },
+      { "an empty table as an object", {}, "{}" },
+      { "a marked empty table as an array", json.array(), "[]" },
+      { "null", { a = json.null }, '{"a":null}' },
+      { "booleans", { true, false }, "[true,false]" },
+      { "escapes", "q\"b\\n\n\t\1", '"q\\"b\\\\n\\n\\t\\u0001"' },
+      { "UTF-8 untouched", "Grüße", '"Grüße"' },
+      { "integral numbers without a fraction", 10, "10" },
+      { "fractions exactly", 0.1, "0.1" },
+      { "nested", { a = { { b = json.array() } } }, '{"a":[{"b":[]}]}' },
+    }
+    for _, c in ipairs(cases) do
+      it(c[1], function()
+        assert.equal(c[3], assert(json.encode(c[2])))
+      end)
+    end
+
+    it("refuses what JSON cannot say", function()
+      assert.same({ nil, "cannot encode a table mixing array and object keys" },
+                  { json.encode { 1, a = 2 } })
+      assert.same({ nil, "cannot encode a function" }, { json.encode { f = print } })
+      assert.same({ nil, "cannot encode " .. tostring(0 / 0) }, { json.encode(0 / 0) })
+    end)
+
+    it("round-trips through the decoder", function()
+      local v = { runId = "x", n = 1.5, list = { "a", "b" }, flag = false, none = json.null }
+      assert.same(v, json.decode(json.encode(v)))
+    end)
+  end)
+
+  describe("decode", function()
+    it("returns nil and a message for malformed text instead of raising", function()
+      local v, err = json.decode('{"a":')
+      assert.is_nil(v)
+      assert.is_string(err)
+    end)
+
+    it("decodes null to json.null", function()
+      assert.equal(json.null, json.decode("null"))
+    end)
+  end)
+end)
