@@ -132,7 +132,7 @@ end
 
 local CALL_OPTIONS = { timeout = true, connect_timeout = true, max_retries = true, headers = true,
                        idle_timeout = true, event_timeout = true, max_items = true, max_event_size = true,
-                       max_body_size = true, last_event_id = true }
+                       max_body_size = true, last_event_id = true, max_reconnects = true }
 
 local function check_call_options(opts)
   if opts == nil then return end

@@ -179,18 +179,22 @@ function Stream:next()
         return nil, self.err
       end
     else
-      local status = err.status
-      if err.kind == "http" and status and status >= 400 and status < 500 and status ~= 408 and status ~= 429 then
-        local _, e = client_mod.interpret(self.client, self.req, { status = status, headers = err.headers,
+      local status, cause = err.status, nil
+      if err.kind == "http" then -- the API's own message, status, request id
+        local _
+        _, cause = client_mod.interpret(self.client, self.req, { status = status, headers = err.headers,
           body = err.body }, nil)
-        for k, v in pairs(error_fields(self, { retryable = false })) do e[k] = v end
-        return fail(self, e)
-      end
-      if err.kind == "limit" or err.kind == "memory" then
+        for k, v in pairs(error_fields(self)) do cause[k] = v end
+        if status >= 400 and status < 500 and status ~= 408 and status ~= 429 then
+          cause.retryable = false
+          return fail(self, cause)
+        end
+        cause.retryable = true
+      elseif err.kind == "limit" or err.kind == "memory" then
         return fail(self, errors.new(err.kind, err.message, error_fields(self, { retryable = false })))
+      else
+        cause = errors.new(err.kind, err.message, error_fields(self, { status = status, retryable = true }))
       end
-      local cause = errors.new(err.kind == "http" and "http" or err.kind, err.message or ("HTTP " .. tostring(status)),
-        error_fields(self, { status = status, retryable = true }))
       if not reconnect(self, cause) then return nil, self.err end
     end
   end
@@ -238,6 +242,7 @@ function M.open(client, ep, ...)
   opts = opts or {}
   self.req = req
   self.event_timeout = opts.event_timeout
+  self.max_reconnects = opts.max_reconnects or self.max_reconnects
   self.resume_id = opts.last_event_id
   self.parser = core.sse_parser { max_event_size = opts.max_event_size or client.max_event_size }
   return self

@@ -16,6 +16,11 @@ It answers whatever the transport needs to be tested against, chosen by path:
   /sse-drop/K      K events, then the connection drops
   /sse-big/N       one event whose data is N bytes
   /sse-keepalive   comments only, until the client leaves
+  /sse-resume/N/K  a run of N events (the last is `end`) resumed after Last-Event-ID;
+                   each connection drops after K events, in the middle of the next
+  /sse-replay/N/K  the same, but ignoring Last-Event-ID: connection c replays 1..c*K
+  /sse-then/KEY/K/S  first request per KEY: K events then a drop; later ones: status S
+  /sse-keepalive-events  `keepalive` events only, until the client leaves
   /stats           {"connections": number of TCP connections accepted}
 
 Run: luajit spec/support/test_server.lua  -> prints "listening on http://127.0.0.1:PORT".
@@ -157,6 +162,60 @@ routes["sse-keepalive"] = function(stream)
   stream:shutdown()
 end
 
+local function run_event(i, n)
+  local name = i == n and "end" or "step"
+  return string.format("id: %d\nevent: %s\ndata: {\"n\":%d}\n\n", i, name, i)
+end
+
+-- Events first..n, at most k of them, a keepalive between each; then the
+-- connection drops halfway through the next event unless the run ended.
+local function serve_run(stream, first, n, k)
+  sse_head(stream)
+  stream:write_chunk("retry: 5\n\n", false)
+  local last = math.min(first + k - 1, n)
+  for i = first, last do
+    stream:write_chunk(run_event(i, n) .. "event: keepalive\ndata: null\n\n", false)
+  end
+  if last >= n then
+    stream:write_chunk("", true)
+  else
+    stream:write_chunk(run_event(last + 1, n):sub(1, 12), false)
+    cqueues.sleep(0.01)
+    drop_connection(stream)
+  end
+end
+
+routes["sse-resume"] = function(stream, req_headers, _, _, arg)
+  local n, k = arg:match("^(%d+)/(%d+)$")
+  serve_run(stream, (tonumber((req_headers:get("last-event-id"))) or 0) + 1, tonumber(n), tonumber(k))
+end
+
+local replay_counts = {}
+routes["sse-replay"] = function(stream, _, _, _, arg)
+  local n, k = arg:match("^(%d+)/(%d+)$")
+  replay_counts[arg] = (replay_counts[arg] or 0) + 1
+  serve_run(stream, 1, tonumber(n), replay_counts[arg] * tonumber(k))
+end
+
+local then_counts = {}
+routes["sse-then"] = function(stream, _, _, _, arg)
+  local key, k, status = arg:match("^([^/]+)/(%d+)/(%d+)$")
+  then_counts[key] = (then_counts[key] or 0) + 1
+  if then_counts[key] == 1 then return serve_run(stream, 1, 1000, tonumber(k)) end
+  local body = cjson.encode { message = "gone" }
+  if status == "204" then body = nil end
+  respond(stream, tonumber(status), body)
+end
+
+routes["sse-keepalive-events"] = function(stream)
+  sse_head(stream)
+  for _ = 1, 100 do
+    if not stream:write_chunk("event: keepalive\ndata: null\n\n", false, 1) then return end
+    cqueues.sleep(0.05)
+  end
+  stream:shutdown()
+end
+
 function routes.stats(stream)
   respond(stream, 200, cjson.encode { connections = connections })
 end
@@ -182,7 +241,7 @@ local server = assert(http_server.listen {
   host = "127.0.0.1",
   port = tonumber(arg[1]) or 0,
   onstream = onstream,
-  onerror = function() end,
+  onerror = function(_, _, op, err) io.stderr:write(tostring(op), ": ", tostring(err), "\n") end,
   connection_setup_timeout = 5,
   intra_stream_timeout = 10,
 })
