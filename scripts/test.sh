@@ -75,6 +75,8 @@ rock_install() { # lua-version interpreter [extra luarocks args...]
     LUA_CPATH="$tree/lib/lua/$ver/?.so;;" "$interp" -e '
       local a = require "agentruns"
       assert(a.core.sse_parser and a.core.session and a.core.version == a._VERSION)
+      assert(a.toolregistry.new and a.happyrobot.new and a.humm.new and a.gather)
+      assert(require "agentruns.sandbox.server")
     '
   rc=$?
   rm -rf "$tree"
