@@ -287,7 +287,8 @@ static int session_close(lua_State *L) {
 /*
  * session:perform([wait]) -> number of transfers still in flight.
  * Does the ready work; if no transfer finished, waits once for activity
- * (at most wait seconds, default 0) and does the work that brought.
+ * (at most wait seconds, default 0) and does the work that brought. With
+ * no transfer in flight it simply waits, so callers never spin.
  */
 static int session_perform(lua_State *L) {
   agr_session *s = check_session(L, 1);
@@ -301,7 +302,7 @@ static int session_perform(lua_State *L) {
   now = now_seconds();
   deadline = now + wait;
   done += expire_idle(s, now, &deadline);
-  if (done == 0 && wait > 0 && s->attached > 0) {
+  if (done == 0 && wait > 0) { /* with nothing attached this just waits */
     double ms = ceil((deadline - now) * 1000.0);
     if (ms < 0) ms = 0;
     if (ms > 3600000) ms = 3600000;

@@ -10,11 +10,16 @@ The provider modules load on first use. `agentruns.core` is the C core (SSE
 parser, libcurl sessions); `agentruns.null` is JSON null as results carry
 it; `agentruns.array(t)` marks a table to be sent as a JSON array even when
 empty.
+
+Concurrency: `agentruns.spawn(fn, ...)`, `agentruns.gather{fn, ...}` and
+`agentruns.sleep(s)` (agentruns.scheduler) run calls as coroutines over one
+curl multi session.
 ]]
 local core = require "agentruns.core"
 local json = require "agentruns.json"
 
 local PROVIDERS = { toolregistry = true, happyrobot = true, humm = true }
+local SCHEDULER = { spawn = true, gather = true, sleep = true }
 
 local agentruns = {
   _VERSION = core.version,
@@ -30,6 +35,11 @@ return setmetatable(agentruns, {
       local mod = require("agentruns." .. name)
       rawset(t, name, mod)
       return mod
+    end
+    if SCHEDULER[name] then
+      local fn = require("agentruns.scheduler")[name]
+      rawset(t, name, fn)
+      return fn
     end
   end,
 })

@@ -15,7 +15,21 @@ local core = require "agentruns.core"
 --- Seconds on a clock that only moves forward.
 M.now = core.now
 
--- The blocking waiter: drive the session until ready() or the deadline.
+--- Block the whole thread (no transfer moves meanwhile).
+M.sleep_thread = core.sleep
+
+-- What a blocking wait does for up to `wait` seconds: drive the session.
+-- The scheduler replaces it so that its tasks move while plain code waits.
+local function drive(session, wait)
+  if session then session:perform(wait) else core.sleep(wait) end
+end
+
+--- Replace what a blocking wait does each round (fn(session, seconds)).
+function M.set_driver(fn)
+  drive = fn
+end
+
+-- The blocking waiter: drive until ready() or the deadline.
 local blocking = {}
 
 function blocking.wait(session, ready, timeout)
@@ -27,7 +41,7 @@ function blocking.wait(session, ready, timeout)
       if left <= 0 then return false end
       if left < wait then wait = left end
     end
-    session:perform(wait)
+    drive(session, wait)
   end
   return true
 end
@@ -35,16 +49,12 @@ end
 function blocking.sleep(seconds, session)
   if seconds <= 0 then return end
   local deadline = M.now() + seconds
-  if session then -- keep other transfers of the session moving meanwhile
-    blocking.wait(session, function() return M.now() >= deadline end, seconds)
-    return
-  end
-  core.sleep(seconds)
+  blocking.wait(session, function() return M.now() >= deadline end)
 end
 
-local waiters = {}
+local waiters = setmetatable({}, { __mode = "k" })
 
---- Install `w` (with wait/sleep like `blocking`) as the waiter for `key` (a coroutine).
+--- Install `w` (with wait/sleep like `blocking`) as the waiter for coroutine `key` (nil removes it).
 function M.set_waiter(key, w)
   waiters[key] = w
 end

@@ -179,7 +179,8 @@ function Stream:next()
         return nil, self.err
       end
     else
-      local status, cause = err.status, nil
+      local status = err.status
+      local cause
       if err.kind == "http" then -- the API's own message, status, request id
         local _
         _, cause = client_mod.interpret(self.client, self.req, { status = status, headers = err.headers,

@@ -1,0 +1,175 @@
+--[[
+Coroutines over one curl multi session: spawn, gather, sleep.
+
+  local task = agentruns.spawn(function(a) return tr:get_run(a) end, id)
+  local results = agentruns.gather{ f1, f2, f3 }  -- { {n=, values...}, ... } in order
+  agentruns.sleep(0.5)
+
+A task is a coroutine with its own waiter (see agentruns.runtime): when
+library code inside it has to wait for a transfer or a timer, the task
+yields its wait condition to the scheduler instead of blocking. The
+scheduler resumes every task whose condition holds, and when none does it
+drives the session for the shortest time any task can afford to wait, so
+the transfers of all tasks progress together in one curl multi loop.
+
+Tasks run whenever the scheduler runs: during gather(), task:join(), and
+while code outside any task waits for a call (a blocking wait steps the
+scheduler too). Outside a task, the library blocks exactly as before.
+]]
+local runtime = require "agentruns.runtime"
+
+local M = {}
+
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
+local tasks = {}        -- runnable or waiting tasks, in spawn order
+local sessions = setmetatable({}, { __mode = "k" })
+
+local Task = {}
+Task.__index = Task
+Task.__name = "agentruns.Task"
+
+-- The waiter given to every task: yield the condition to the scheduler.
+local task_waiter = {}
+
+function task_waiter.wait(session, ready, timeout)
+  local deadline = timeout and runtime.now() + timeout
+  if session then sessions[session] = true end
+  while not ready() do
+    if deadline and runtime.now() >= deadline then return false end
+    coroutine.yield { session = session, ready = ready, deadline = deadline }
+  end
+  return true
+end
+
+function task_waiter.sleep(seconds, session)
+  local deadline = runtime.now() + seconds
+  task_waiter.wait(session, function() return runtime.now() >= deadline end, seconds)
+end
+
+-- Resume a task once; record its result when it finishes.
+local function resume(task)
+  local ok, wait = coroutine.resume(task.co, unpack(task.args, 1, task.args.n))
+  task.args = { n = 0 }
+  if not ok then
+    task.finished, task.result = true, { n = 2, nil, wait }
+  elseif coroutine.status(task.co) == "dead" then
+    task.finished = true
+  else
+    task.wait = wait
+  end
+  if task.finished then runtime.set_waiter(task.co, nil) end
+end
+
+--[[
+One round: resume every task whose wait is over; if none could run, drive
+the sessions for at most `max_wait` seconds (less if a task's deadline is
+nearer). Returns true while tasks remain.
+]]
+function M.step(max_wait)
+  local ran = false
+  local i = 1
+  while i <= #tasks do
+    local task = tasks[i]
+    local w = task.wait
+    -- a task that is itself running (the caller is inside it) cannot be resumed
+    if coroutine.status(task.co) == "suspended"
+      and (not w or w.ready() or (w.deadline and runtime.now() >= w.deadline)) then
+      task.wait = nil
+      resume(task)
+      ran = true
+    end
+    if task.finished then table.remove(tasks, i) else i = i + 1 end
+  end
+  if #tasks == 0 then return false end
+  local wait = ran and 0 or (max_wait or 1)
+  local now = runtime.now()
+  for _, task in ipairs(tasks) do
+    local d = task.wait and task.wait.deadline
+    if d and d - now < wait then wait = math.max(d - now, 0) end
+  end
+  local first = next(sessions)
+  if first and next(sessions, first) == nil then
+    first:perform(wait)
+  else
+    for s in pairs(sessions) do s:perform(0) end
+    if wait > 0 then runtime.sleep_thread(math.min(wait, 0.005)) end
+  end
+  return true
+end
+
+--- Start fn(...) as a task; it runs until its first wait right away.
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then error("agentruns.spawn: fn must be a function", 2) end
+  local task = setmetatable({ args = pack(...) }, Task)
+  task.co = coroutine.create(function(...)
+    task.result = pack(fn(...))
+  end)
+  runtime.set_waiter(task.co, task_waiter)
+  tasks[#tasks + 1] = task
+  resume(task)
+  if task.finished then
+    for i, t in ipairs(tasks) do
+      if t == task then table.remove(tasks, i) break end
+    end
+  end
+  return task
+end
+
+--- True when the task has finished.
+function Task:done()
+  return self.finished == true
+end
+
+--[[
+Wait for the task and return what its function returned (or nil and the
+error it raised). Inside another task this yields; outside, it drives the
+scheduler.
+]]
+function Task:join()
+  if not self.finished then
+    runtime.wait(nil, function() return self.finished end)
+  end
+  return unpack(self.result, 1, self.result.n)
+end
+
+--- Run the functions as tasks and return each one's results, in order.
+function M.gather(fns)
+  if type(fns) ~= "table" then error("agentruns.gather: expected an array of functions", 2) end
+  local list = {}
+  for i, fn in ipairs(fns) do
+    if type(fn) ~= "function" then error("agentruns.gather: item " .. i .. " is not a function", 2) end
+    list[i] = M.spawn(fn)
+  end
+  local results = {}
+  for i, task in ipairs(list) do
+    task:join()
+    results[i] = task.result
+  end
+  return results
+end
+
+--- Sleep: yields inside a task, blocks (while driving the tasks) outside.
+function M.sleep(seconds)
+  if type(seconds) ~= "number" or seconds < 0 then error("agentruns.sleep: seconds must be >= 0", 2) end
+  runtime.sleep(seconds)
+end
+
+--- Number of unfinished tasks.
+function M.pending()
+  return #tasks
+end
+
+runtime.set_driver(function(session, wait)
+  if #tasks > 0 then
+    if session then sessions[session] = true end
+    M.step(wait)
+  elseif session then
+    session:perform(wait)
+  else
+    runtime.sleep_thread(wait)
+  end
+end)
+
+return M
