@@ -163,8 +163,15 @@ static int process_line(sse_parser *p, const char *s, size_t n) {
     if (memcmp(s, "retry", 5) == 0 && all_digits(value, value_len)) {
       long r = 0;
       size_t i;
-      for (i = 0; i < value_len && r < RETRY_MAX; i++) r = r * 10 + (value[i] - '0');
-      p->retry = r < RETRY_MAX ? r : RETRY_MAX;
+      for (i = 0; i < value_len; i++) { /* saturates instead of overflowing */
+        long digit = value[i] - '0';
+        if (r > (RETRY_MAX - digit) / 10) {
+          r = RETRY_MAX;
+          break;
+        }
+        r = r * 10 + digit;
+      }
+      p->retry = r;
     }
     break;
   default:

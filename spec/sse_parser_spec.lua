@@ -1,0 +1,619 @@
+-- agentruns.core.sse_parser: the C Server-Sent Events parser seen from Lua.
+--
+-- Conformance is data: VECTORS lists streams with the events, last event ID and retry time
+-- the WHATWG "event stream interpretation" gives for them. Every vector runs against the C
+-- parser and against the pure-Lua reference (spec/support/sse_reference.lua), fed whole,
+-- byte by byte, in explicit chunkings where a vector names some, and in 20 random
+-- splittings; every chunking must give the same result. A differential test then feeds a
+-- few hundred random streams, built from a grammar of awkward pieces, to both parsers in
+-- the same random chunks (with random limits and resets) and requires identical results
+-- feed by feed. Randomness comes from a seeded Park-Miller generator, the same on Lua 5.1,
+-- 5.4 and LuaJIT, so every run tests the same streams. Nothing here measures time.
+local core = require "agentruns.core"
+local reference = require "spec.support.sse_reference"
+
+local BOM = "\239\187\191"
+local MiB = 1024 * 1024
+
+local IMPLEMENTATIONS = {
+  { name = "agentruns.core", new = core.sse_parser },
+  { name = "reference", new = reference.new },
+}
+
+-- A deterministic generator: rng(lo, hi) is an integer in [lo, hi].
+local function new_rng(seed)
+  local state = seed % 2147483646 + 1
+  return function(lo, hi)
+    state = state * 16807 % 2147483647
+    return lo + state % (hi - lo + 1)
+  end
+end
+
+-- An expected event.
+local function ev(data, event, id)
+  return { event = event or "message", data = data, id = id }
+end
+
+local VECTORS = {
+  -- Fields and values
+  { name = "one data line", input = "data: hello\n\n", events = { ev "hello" } },
+  { name = "two events", input = "data: a\n\ndata: b\n\n", events = { ev "a", ev "b" } },
+  { name = "data lines are joined with LF", input = "data: a\ndata: b\ndata: c\n\n", events = { ev "a\nb\nc" } },
+  { name = "'data' without a colon is a field with an empty value", input = "data\n\n", events = { ev "" } },
+  { name = "two empty data lines give one LF", input = "data\ndata\n\n", events = { ev "\n" } },
+  { name = "'data:' with nothing after the colon", input = "data:\n\n", events = { ev "" } },
+  { name = "'data: ' loses its one space", input = "data: \n\n", events = { ev "" } },
+  { name = "only one leading space is stripped", input = "data:  x\n\n", events = { ev " x" } },
+  { name = "no space after the colon", input = "data:x\n\n", events = { ev "x" } },
+  { name = "a tab after the colon is kept", input = "data:\tx\n\n", events = { ev "\tx" } },
+  { name = "trailing spaces are kept", input = "data: x  \n\n", events = { ev "x  " } },
+  { name = "the field name ends at the first colon", input = "data: a:b: c\n\n", events = { ev "a:b: c" } },
+  { name = "a data value that is a lone colon", input = "data::\n\n", events = { ev ":" } },
+  { name = "empty data lines between others", input = "data: a\ndata\ndata: b\n\n", events = { ev "a\n\nb" } },
+  { name = "field names are case-sensitive", input = "Data: x\nDATA: y\nEVENT: t\nId: 1\nRetry: 5\n\n",
+    events = {} },
+  { name = "a space before the colon makes another field", input = "data : x\n\n", events = {} },
+  { name = "a leading space makes another field", input = " data: x\n\n", events = {} },
+  { name = "unknown fields are ignored", input = "foo: bar\ndata: x\nbaz\nx:\n\n", events = { ev "x" } },
+  { name = "a NUL in the field name makes another field", input = "da\0ta: x\n\n", events = {} },
+  { name = "examples in the manner of the standard", input = "data\n\ndata\ndata\n\ndata:",
+    events = { ev "", ev "\n" } },
+  { name = "'data:test' and 'data: test' are the same", input = "data:test\n\ndata: test\n\n",
+    events = { ev "test", ev "test" } },
+
+  -- Comments
+  { name = "comment lines are ignored", input = ": hello\ndata: x\n:another\n\n", events = { ev "x" } },
+  { name = "a comment does not end an event", input = "data: a\n: note\ndata: b\n\n", events = { ev "a\nb" } },
+  { name = "a stream of comments dispatches nothing", input = ": one\n\n:\n\n: two\n\n", events = {} },
+  { name = "a comment that looks like a field", input = ":data: x\n\n", events = {} },
+
+  -- Line ends
+  { name = "CR line ends", input = "data: a\rdata: b\r\r", events = { ev "a\nb" } },
+  { name = "CRLF line ends", input = "data: a\r\ndata: b\r\n\r\n", events = { ev "a\nb" } },
+  { name = "mixed line ends", input = "data: a\r\ndata: b\rdata: c\n\r\ndata: d\n\rdata: e\r\n\n",
+    events = { ev "a\nb\nc", ev "d", ev "e" } },
+  { name = "LF then CR is two line ends", input = "data: a\n\r", events = { ev "a" } },
+  { name = "CR CR is two line ends", input = "data: a\r\r", events = { ev "a" } },
+  { name = "LF CRLF is two line ends", input = "data: a\n\r\n", events = { ev "a" } },
+  { name = "CRLF split across two chunks", input = "data: a\r\ndata: b\r\n\r\n", events = { ev "a\nb" },
+    chunks = { { "data: a\r", "\ndata: b\r", "\n\r", "\n" }, { "data: a\r", "\n", "data: b\r\n\r", "\n" } } },
+  { name = "CR at the end of a chunk, then a line", input = "data: a\rdata: b\r\rdata: c\r\r",
+    events = { ev "a\nb", ev "c" },
+    chunks = { { "data: a\r", "data: b\r", "\r", "data: c\r", "\r" },
+               { "data: a\r", "", "data: b\r\r", "data: c\r\r" } } },
+  { name = "CR at the end of a chunk, then a blank line", input = "data: a\r\rdata: b\n\n",
+    events = { ev "a", ev "b" }, chunks = { { "data: a\r", "\rdata: b\n\n" } } },
+  { name = "blank lines of every kind", input = "\n\r\r\n\n\r\r\n", events = {} },
+
+  -- Byte order mark
+  { name = "a BOM at stream start is dropped", input = BOM .. "data: a\n\n", events = { ev "a" } },
+  { name = "only one BOM is dropped", input = BOM .. BOM .. "data: a\n\ndata: b\n\n", events = { ev "b" } },
+  { name = "a BOM later in the stream belongs to the field name", input = "data: a\n\n" .. BOM .. "data: b\n\n",
+    events = { ev "a" } },
+  { name = "a BOM inside a value is kept", input = "data: " .. BOM .. "x\n\n", events = { ev(BOM .. "x") } },
+  { name = "a partial BOM is not dropped", input = "\239\187data: a\n\ndata: b\n\n", events = { ev "b" } },
+  { name = "a lone first BOM byte is not dropped", input = "\239data: a\n\ndata: b\n\n", events = { ev "b" } },
+  { name = "a BOM followed by a blank line", input = BOM .. "\ndata: a\n\n", events = { ev "a" } },
+  { name = "a BOM followed by CRLF", input = BOM .. "\r\ndata: a\r\n\r\n", events = { ev "a" } },
+  { name = "a BOM split byte by byte", input = BOM .. "data: a\n\n", events = { ev "a" },
+    chunks = { { "\239", "\187", "\191", "data: a\n\n" }, { "\239\187", "\191data: a\n", "\n" } } },
+  { name = "a stream that is only a BOM", input = BOM, events = {} },
+
+  -- Event type
+  { name = "'event' sets the type", input = "event: add\ndata: x\n\n", events = { ev("x", "add") } },
+  { name = "the type is reset after each dispatch", input = "event: add\ndata: 1\n\ndata: 2\n\n",
+    events = { ev("1", "add"), ev "2" } },
+  { name = "an empty type means message", input = "event:\ndata: x\n\nevent\ndata: y\n\n",
+    events = { ev "x", ev "y" } },
+  { name = "the last 'event' field wins", input = "event: a\nevent: b\ndata: x\n\n", events = { ev("x", "b") } },
+  { name = "'event' after 'data' in the same event", input = "data: x\nevent: late\n\n", events = { ev("x", "late") } },
+  { name = "an event without data is not dispatched and its type is dropped",
+    input = "event: lonely\n\ndata: x\n\n", events = { ev "x" } },
+  { name = "spaces in the type are kept but one", input = "event:  spaced \ndata: x\n\n",
+    events = { ev("x", " spaced ") } },
+  { name = "a NUL in the type is kept", input = "event: a\0b\ndata: x\n\n", events = { ev("x", "a\0b") } },
+
+  -- Last event ID
+  { name = "'id' sets the last event ID", input = "id: 1\ndata: x\n\n", events = { ev("x", nil, "1") },
+    last_event_id = "1" },
+  { name = "the ID persists across events", input = "id: 1\ndata: a\n\ndata: b\n\nevent: t\ndata: c\n\n",
+    events = { ev("a", nil, "1"), ev("b", nil, "1"), ev("c", "t", "1") }, last_event_id = "1" },
+  { name = "a later 'id' replaces it", input = "id: 1\ndata: a\n\nid: 2\ndata: b\n\n",
+    events = { ev("a", nil, "1"), ev("b", nil, "2") }, last_event_id = "2" },
+  { name = "'id' without a colon resets it", input = "id: 1\ndata: a\n\nid\ndata: b\n\n",
+    events = { ev("a", nil, "1"), ev "b" }, last_event_id = "" },
+  { name = "'id:' with an empty value resets it", input = "id: 1\ndata: a\n\nid:\ndata: b\n\n",
+    events = { ev("a", nil, "1"), ev "b" }, last_event_id = "" },
+  { name = "an 'id' containing NUL is ignored", input = "id: 1\ndata: a\n\nid: 2\0x\ndata: b\n\nid: \0\ndata: c\n\n",
+    events = { ev("a", nil, "1"), ev("b", nil, "1"), ev("c", nil, "1") }, last_event_id = "1" },
+  { name = "an 'id' that is a lone NUL is ignored", input = "id: \0\ndata: a\n\n", events = { ev "a" } },
+  { name = "'id' in an event without data still sets the last event ID", input = "id: 7\n\ndata: x\n\n",
+    events = { ev("x", nil, "7") }, last_event_id = "7" },
+  { name = "'id' alone, then a blank line", input = "id: 7\n\n", events = {}, last_event_id = "7" },
+  { name = "'id' after 'data' in the same event", input = "data: a\nid: 5\n\n", events = { ev("a", nil, "5") },
+    last_event_id = "5" },
+  { name = "the ID of an unfinished event does not take effect", input = "id: 1\ndata: a\n\nid: 2\ndata: b\n",
+    events = { ev("a", nil, "1") }, last_event_id = "1" },
+  { name = "spaces in the ID are kept but one", input = "id:  x \ndata: a\n\n", events = { ev("a", nil, " x ") },
+    last_event_id = " x " },
+  { name = "a UTF-8 ID", input = "id: ü-✓\ndata: a\n\n", events = { ev("a", nil, "ü-✓") }, last_event_id = "ü-✓" },
+
+  -- Retry
+  { name = "'retry' with digits sets the reconnection time", input = "retry: 1500\n", events = {}, retry = 1500 },
+  { name = "'retry: 0'", input = "retry: 0\n", events = {}, retry = 0 },
+  { name = "'retry' with leading zeros", input = "retry: 007\n", events = {}, retry = 7 },
+  { name = "'retry: 10a' is ignored", input = "retry: 10a\n", events = {} },
+  { name = "'retry: -1' is ignored", input = "retry: -1\n", events = {} },
+  { name = "'retry: ' is ignored", input = "retry: \n", events = {} },
+  { name = "'retry' without a colon is ignored", input = "retry\n", events = {} },
+  { name = "'retry' with a second leading space is ignored", input = "retry:  10\n", events = {} },
+  { name = "'retry' with a trailing space is ignored", input = "retry: 10 \n", events = {} },
+  { name = "'retry' with a decimal point is ignored", input = "retry: 1.5\n", events = {} },
+  { name = "'retry' with a sign is ignored", input = "retry: +5\n", events = {} },
+  { name = "'retry' with non-ASCII digits is ignored", input = "retry: ١٢\n", events = {} },
+  { name = "an ignored 'retry' keeps the earlier value", input = "retry: 100\nretry: x\nretry: -3\n", events = {},
+    retry = 100 },
+  { name = "the last valid 'retry' wins", input = "retry: 100\nretry: 250\n", events = {}, retry = 250 },
+  { name = "a 'retry' line without its line end does not take effect", input = "data: a\nretry: 42", events = {} },
+  { name = "'retry' takes effect inside an unfinished event", input = "data: a\nretry: 42\n", events = {},
+    retry = 42 },
+  { name = "'retry' at the limit of 2^31 - 1", input = "retry: 2147483647\n", events = {}, retry = 2147483647 },
+  { name = "'retry' beyond 2^31 - 1 is clamped", input = "retry: 2147483648\n", events = {}, retry = 2147483647 },
+  { name = "a huge 'retry' is clamped", input = "retry: 99999999999999999999999999\n", events = {},
+    retry = 2147483647 },
+  { name = "'retry' in a dispatched event", input = "retry: 3000\ndata: x\n\n", events = { ev "x" }, retry = 3000 },
+
+  -- End of stream
+  { name = "an empty stream", input = "", events = {} },
+  { name = "a trailing partial event is not dispatched", input = "data: a\n\ndata: b\n", events = { ev "a" } },
+  { name = "a trailing line without a line end is not dispatched", input = "data: a\n\ndata: b", events = { ev "a" } },
+  { name = "a stream ending on a CR after data", input = "data: a\r", events = {} },
+
+  -- Content
+  { name = "UTF-8 content is untouched", input = "data: héllo wörld — ✓ 𝄞 日本\n\n",
+    events = { ev "héllo wörld — ✓ 𝄞 日本" } },
+  { name = "NUL bytes in data are kept", input = "data: a\0b\0\ndata: \0\n\n", events = { ev "a\0b\0\n\0" } },
+  { name = "bytes that are not UTF-8 pass through", input = "data: \255\254\128\n\n", events = { ev "\255\254\128" } },
+  { name = "a JSON payload", input = 'event: step\nid: 9\ndata: {"runId":"r-1","step":{"text":"a: b"}}\n\n',
+    events = { ev('{"runId":"r-1","step":{"text":"a: b"}}', "step", "9") }, last_event_id = "9" },
+  { name = "a very long line", input = "data: " .. string.rep("0123456789", 2000) .. "\n\n",
+    events = { ev(string.rep("0123456789", 2000)) } },
+  { name = "a very long comment", input = ":" .. string.rep("c", 20000) .. "\ndata: x\n\n", events = { ev "x" } },
+  { name = "many data lines in one event", input = string.rep("data: line\n", 500) .. "\n",
+    events = { ev(string.rep("line\n", 499) .. "line") } },
+}
+
+-- Split s at the sorted cut positions (each cut ends a chunk after that byte).
+local function split_at(s, cuts)
+  local chunks, from = {}, 1
+  for _, cut in ipairs(cuts) do
+    chunks[#chunks + 1] = s:sub(from, cut)
+    from = cut + 1
+  end
+  chunks[#chunks + 1] = s:sub(from)
+  return chunks
+end
+
+-- A random chunking of s: up to 12 cuts, now and then an empty chunk.
+local function random_split(s, rng)
+  if #s < 2 then return { s } end
+  local seen, cuts = {}, {}
+  for _ = 1, rng(1, math.min(#s - 1, 12)) do
+    local cut = rng(1, #s - 1)
+    if not seen[cut] then
+      seen[cut] = true
+      cuts[#cuts + 1] = cut
+    end
+  end
+  table.sort(cuts)
+  local chunks = {}
+  for _, chunk in ipairs(split_at(s, cuts)) do
+    chunks[#chunks + 1] = chunk
+    if rng(1, 8) == 1 then chunks[#chunks + 1] = "" end
+  end
+  return chunks
+end
+
+local function byte_by_byte(s)
+  local chunks = {}
+  for i = 1, #s do chunks[i] = s:sub(i, i) end
+  return chunks
+end
+
+-- Every chunking a vector is run with.
+local function chunkings(vector, seed)
+  local list = { { vector.input }, byte_by_byte(vector.input) }
+  for _, chunks in ipairs(vector.chunks or {}) do
+    assert.equal(vector.input, table.concat(chunks), "explicit chunks of " .. vector.name)
+    list[#list + 1] = chunks
+  end
+  local rng = new_rng(seed)
+  for _ = 1, 20 do list[#list + 1] = random_split(vector.input, rng) end
+  return list
+end
+
+local function sizes(chunks)
+  local n = {}
+  for i, chunk in ipairs(chunks) do n[i] = #chunk end
+  return table.concat(n, ",")
+end
+
+-- Feed chunks to a fresh parser; the events in order, the last event ID and retry.
+local function run_chunks(new_parser, chunks, opts)
+  local p = new_parser(opts)
+  local events = {}
+  for _, chunk in ipairs(chunks) do
+    local batch, err = p:feed(chunk)
+    if not batch then
+      return { error = tostring(err) }
+    end
+    for _, event in ipairs(batch) do events[#events + 1] = event end
+  end
+  return { events = events, last_event_id = p:last_event_id(), retry = p:retry() }
+end
+
+-- The text of a "bad argument" error, without position and function name.
+local function reason(ok, msg)
+  assert.is_false(ok)
+  return (tostring(msg):match("bad argument #%d+ to '[^']*' %((.*)%)$"))
+end
+
+-- Concatenated events of one array.
+local function all_events(batches)
+  local events = {}
+  for _, batch in ipairs(batches) do
+    for _, event in ipairs(batch) do events[#events + 1] = event end
+  end
+  return events
+end
+
+describe("agentruns.core.sse_parser", function()
+  describe("conformance vectors", function()
+    for _, impl in ipairs(IMPLEMENTATIONS) do
+      describe(impl.name, function()
+        for index, vector in ipairs(VECTORS) do
+          it(vector.name, function()
+            local expected = { events = vector.events, last_event_id = vector.last_event_id or "",
+                               retry = vector.retry }
+            for _, chunks in ipairs(chunkings(vector, index * 7919)) do
+              assert.same(expected, run_chunks(impl.new, chunks), "chunk sizes " .. sizes(chunks))
+            end
+          end)
+        end
+      end)
+    end
+  end)
+
+  for _, impl in ipairs(IMPLEMENTATIONS) do
+    describe(impl.name .. " feed by feed", function()
+      local p
+      before_each(function() p = impl.new() end)
+
+      it("returns an empty array until a blank line completes an event", function()
+        assert.same({ {}, {}, {}, { ev "a" } },
+                    { p:feed("data"), p:feed(": a"), p:feed("\n"), p:feed("\n") })
+      end)
+
+      it("dispatches on a blank line ended by CR without waiting for the next chunk", function()
+        assert.same({ { ev "a" }, {}, { ev "b" } }, { p:feed("data: a\n\r"), p:feed("\ndata: b\n"), p:feed("\n") })
+      end)
+
+      it("does not read the LF of a split CRLF as a second line end", function()
+        assert.same({ {}, {}, { ev "a\nb" } }, { p:feed("data: a\r"), p:feed("\ndata: b\r"), p:feed("\n\n") })
+      end)
+
+      it("reads a CR at the end of a chunk as a line end when no LF follows", function()
+        assert.same({ {}, { ev "a" } }, { p:feed("data: a\r"), p:feed("\r") })
+      end)
+
+      it("waits for three bytes before deciding on a BOM", function()
+        assert.same({ {}, {}, {}, { ev "a" } },
+                    { p:feed("\239"), p:feed("\187"), p:feed("\191data: a\n"), p:feed("\n") })
+      end)
+
+      it("returns every event a chunk completes, in order, in one array", function()
+        local chunk, expected = {}, {}
+        for i = 1, 1000 do
+          chunk[i] = "id: " .. i .. "\nevent: e" .. (i % 3) .. "\ndata: " .. i .. "\n\n"
+          expected[i] = ev(tostring(i), "e" .. (i % 3), tostring(i))
+        end
+        local events = p:feed(table.concat(chunk))
+        assert.equal(1000, #events)
+        assert.same(expected, events)
+        assert.equal("1000", p:last_event_id())
+      end)
+
+      it("keeps the last event ID and retry between feeds", function()
+        -- retry applies when its line ends; the ID when a blank line ends the event
+        assert.same({ {}, "", 250 }, { p:feed("id: 4\nretry: 250\n"), p:last_event_id(), p:retry() })
+        assert.same({ { ev("x", nil, "4") }, "4", 250 }, { p:feed("data: x\n\n"), p:last_event_id(), p:retry() })
+        assert.same({ { ev("y", nil, "4") }, "4", 250 }, { p:feed("data: y\n\n"), p:last_event_id(), p:retry() })
+      end)
+
+      it("passes a 4 MiB line fed in 1 KB chunks intact", function()
+        local line = string.rep("0123456789abcdef", 4 * MiB / 16)
+        local input = "id: long\ndata: " .. line .. "\r\n\r\n"
+        local events = {}
+        for from = 1, #input, 1024 do
+          for _, event in ipairs(assert(p:feed(input:sub(from, from + 1023)))) do events[#events + 1] = event end
+        end
+        assert.equal(1, #events)
+        assert.is_true(events[1].data == line, "data differs")
+        assert.same({ "message", "long" }, { events[1].event, events[1].id })
+      end)
+
+      it("accepts an options table or none", function()
+        assert.same({ ev "x" }, impl.new({}):feed("data: x\n\n"))
+        assert.same({ ev "x" }, impl.new():feed("data: x\n\n"))
+      end)
+
+      it("coerces a number to a string, as the Lua API does", function()
+        assert.same({ {}, {}, { ev "42" } }, { p:feed("data: "), p:feed(42), p:feed("\n\n") })
+      end)
+
+      it("raises on a chunk that is not a string", function()
+        assert.equal("string expected, got table", reason(pcall(p.feed, p, {})))
+        assert.equal("string expected, got boolean", reason(pcall(p.feed, p, true)))
+      end)
+
+      it("raises on bad options", function()
+        assert.equal("max_event_size must be a positive number of bytes",
+                     reason(pcall(impl.new, { max_event_size = -1 })))
+        assert.equal("max_event_size must be a positive number of bytes",
+                     reason(pcall(impl.new, { max_event_size = 0 })))
+        assert.equal("max_event_size must be a positive number of bytes",
+                     reason(pcall(impl.new, { max_event_size = 0 / 0 })))
+        assert.equal("max_event_size must be a number", reason(pcall(impl.new, { max_event_size = "1k" })))
+        assert.equal("table expected, got number", reason(pcall(impl.new, 5)))
+      end)
+    end)
+
+    describe(impl.name .. " limits", function()
+      local LIMIT_MESSAGE = "event exceeds max_event_size (64 bytes)"
+
+      -- expect_limit(message or nil for LIMIT_MESSAGE, feed results...)
+      local function expect_limit(message, events, err)
+        assert.is_nil(events)
+        assert.same({ "limit", message or LIMIT_MESSAGE, message or LIMIT_MESSAGE },
+                    { err.kind, err.message, tostring(err) })
+      end
+
+      local p
+      before_each(function() p = impl.new { max_event_size = 64 } end)
+
+      it("passes an event of exactly max_event_size bytes", function()
+        -- "data: " + 57 bytes + LF = 64 bytes; the blank line does not count.
+        local data = string.rep("x", 57)
+        assert.same({ ev(data) }, p:feed("data: " .. data .. "\n\n"))
+        -- "event: e\n" (9) + "data: " + 48 bytes + LF (55) = 64
+        assert.same({ ev(string.rep("y", 48), "e") }, p:feed("event: e\ndata: " .. string.rep("y", 48) .. "\n\n"))
+      end)
+
+      it("fails on an event one byte over", function()
+        expect_limit(nil, p:feed("data: " .. string.rep("x", 58) .. "\n\n"))
+      end)
+
+      it("counts every field line of the event", function()
+        expect_limit(nil, p:feed("event: e\ndata: " .. string.rep("y", 49) .. "\n\n"))
+      end)
+
+      it("counts a CRLF as one byte, whatever the chunking", function()
+        local input = "data: " .. string.rep("x", 57) .. "\r\n\r\n"
+        assert.same({ ev(string.rep("x", 57)) }, p:feed(input))
+        for _, chunks in ipairs { byte_by_byte(input), { input:sub(1, 64), input:sub(65) } } do
+          assert.same({ events = { ev(string.rep("x", 57)) }, last_event_id = "", retry = nil },
+                      run_chunks(impl.new, chunks, { max_event_size = 64 }))
+        end
+      end)
+
+      it("bounds each event, not the stream", function()
+        local one = "data: " .. string.rep("x", 57) .. "\n\n"
+        assert.equal(100, #p:feed(string.rep(one, 100)))
+      end)
+
+      it("does not count comments toward the event", function()
+        local comment = ":" .. string.rep("c", 63) .. "\n"
+        assert.same({ ev(string.rep("x", 57)) },
+                    p:feed(comment .. "data: " .. string.rep("x", 57) .. "\n" .. comment .. "\n"))
+      end)
+
+      it("bounds comment lines too", function()
+        expect_limit(nil, p:feed(":" .. string.rep("c", 64) .. "\n"))
+      end)
+
+      it("fails on a line that never ends, as soon as it passes the limit", function()
+        assert.same({}, p:feed(string.rep("x", 64)))
+        expect_limit(nil, p:feed("x"))
+        local q = impl.new { max_event_size = 4096 }
+        for i = 1, 4 do assert.same({}, q:feed(string.rep("d", 1024)), "chunk " .. i) end
+        expect_limit("event exceeds max_event_size (4096 bytes)", q:feed(string.rep("d", 1024)))
+        expect_limit("event exceeds max_event_size (4096 bytes)", q:feed(string.rep("d", 1024)))
+      end)
+
+      it("fails on a line that never ends, fed byte by byte", function()
+        for i = 1, 64 do assert.same({}, p:feed("z"), "byte " .. i) end
+        expect_limit(nil, p:feed("z"))
+      end)
+
+      it("drops the events of the failing chunk", function()
+        assert.same({ ev "a" }, p:feed("data: a\n\n"))
+        expect_limit(nil, p:feed("data: b\n\ndata: " .. string.rep("x", 70) .. "\n"))
+      end)
+
+      it("keeps failing until reset, then keeps the last event ID and retry", function()
+        assert.same({ ev("a", nil, "7") }, p:feed("id: 7\nretry: 900\ndata: a\n\n"))
+        expect_limit(nil, p:feed("id: 8\ndata: " .. string.rep("x", 70) .. "\n"))
+        expect_limit(nil, p:feed("data: b\n\n"))
+        expect_limit(nil, p:feed(""))
+        assert.same({ "7", 900 }, { p:last_event_id(), p:retry() })
+        p:reset()
+        assert.same({ { ev("c", nil, "7") }, "7", 900 }, { p:feed("data: c\n\n"), p:last_event_id(), p:retry() })
+      end)
+
+      it("applies a default of 16 MiB", function()
+        local q = impl.new()
+        assert.same({}, q:feed(string.rep("x", 16 * MiB)))
+        expect_limit("event exceeds max_event_size (16777216 bytes)", q:feed("x"))
+      end)
+    end)
+
+    describe(impl.name .. " reset", function()
+      local p
+      before_each(function() p = impl.new() end)
+
+      it("returns nothing and is harmless on a fresh parser", function()
+        assert.equal(0, select("#", p:reset()))
+        assert.same({ { ev "x" }, "", nil }, { p:feed("data: x\n\n"), p:last_event_id(), p:retry() })
+      end)
+
+      it("drops an unfinished line", function()
+        p:feed("dat")
+        p:reset()
+        assert.same({}, p:feed("a: x\n\n"))
+      end)
+
+      it("drops the data and type of an unfinished event", function()
+        p:feed("event: t\ndata: a\n")
+        p:reset()
+        assert.same({ ev "b" }, p:feed("data: b\n\n"))
+      end)
+
+      it("expects a BOM again", function()
+        assert.same({ ev "a" }, p:feed(BOM .. "data: a\n\n"))
+        assert.same({}, p:feed(BOM .. "data: b\n\n"))
+        p:reset()
+        assert.same({ ev "c" }, p:feed(BOM .. "data: c\n\n"))
+      end)
+
+      it("forgets a partly received BOM", function()
+        p:feed("\239\187")
+        p:reset()
+        assert.same({}, p:feed("\191data: a\n\n"))
+      end)
+
+      it("keeps the last event ID and retry, and drops an ID not yet in effect", function()
+        p:feed("id: 1\nretry: 5\n\nid: 2\nretry: 6\n")
+        p:reset()
+        assert.same({ "1", 6 }, { p:last_event_id(), p:retry() })
+        assert.same({ ev("x", nil, "1") }, p:feed("data: x\n\n"))
+      end)
+    end)
+  end
+
+  describe("differential test against the pure-Lua reference", function()
+    local NAMES = { "data", "data", "data", "data", "data", "data", "event", "event", "id", "id", "retry", "retry",
+                    "Data", "dat", "datax", "", " data", BOM .. "data", "x", "id\0" }
+    local SEPARATORS = { ":", ": ", ": ", ":  ", "", "::", ": :" }
+    local VALUES = { "", "a", "hello", " ", "  x", "\0", "a\0b", "1", "42", "007", "-1", "10a", "2147483648",
+                     "99999999999999999999", BOM, "é", "✓", ":", "message", "x y", "\255" }
+    local LINE_ENDS = { "\n", "\n", "\r", "\r\n", "\r\n" }
+    local RAW = { "\r", "\n", "\r\n", ":", " ", "\0", "d", "data", "id", "retry", "1", "\239", "\187", "\191", BOM }
+
+    local function pick(rng, list) return list[rng(1, #list)] end
+
+    -- One random stream from the grammar above.
+    local function random_stream(rng)
+      local parts = {}
+      local function add(s) parts[#parts + 1] = s end
+      if rng(1, 4) == 1 then add(pick(rng, { BOM, BOM, "\239", "\239\187" })) end
+      for _ = 1, rng(1, 30) do
+        local kind = rng(1, 12)
+        if kind <= 6 or kind == 12 then -- a field line, now and then after a BOM
+          if kind == 12 then add(BOM) end
+          add(pick(rng, NAMES))
+          add(pick(rng, SEPARATORS))
+          for _ = 1, rng(0, 2) do add(pick(rng, VALUES)) end
+          add(pick(rng, LINE_ENDS))
+        elseif kind <= 9 then -- a blank line
+          add(pick(rng, LINE_ENDS))
+        elseif kind == 10 then -- a comment
+          add(":" .. pick(rng, VALUES) .. pick(rng, LINE_ENDS))
+        else -- loose bytes
+          for _ = 1, rng(1, 5) do add(pick(rng, RAW)) end
+        end
+      end
+      return table.concat(parts)
+    end
+
+    -- Feed chunks to a parser, resetting where asked; a record of every feed.
+    local function record(new_parser, opts, chunks, resets)
+      local p = new_parser(opts)
+      local steps = {}
+      for i, chunk in ipairs(chunks) do
+        if resets[i] then
+          p:reset()
+          steps[#steps + 1] = "reset"
+        end
+        local events, err = p:feed(chunk)
+        steps[#steps + 1] = { events = events, error = err and { kind = err.kind, message = tostring(err) },
+                              last_event_id = p:last_event_id(), retry = p:retry() }
+      end
+      return steps
+    end
+
+    local function whole_events(new_parser, chunks)
+      local p, batches = new_parser(), {}
+      for _, chunk in ipairs(chunks) do batches[#batches + 1] = assert(p:feed(chunk)) end
+      return { events = all_events(batches), last_event_id = p:last_event_id(), retry = p:retry() }
+    end
+
+    for block = 1, 8 do
+      it("agrees on 50 random streams (block " .. block .. ")", function()
+        local rng = new_rng(block * 104729)
+        for n = 1, 50 do
+          local stream = random_stream(rng)
+          local chunks = random_split(stream, rng)
+          local opts, resets = nil, {}
+          if rng(1, 4) == 1 then opts = { max_event_size = rng(1, 40) } end
+          if rng(1, 3) == 1 then
+            for i = 2, #chunks do if rng(1, 6) == 1 then resets[i] = true end end
+          end
+          local label = string.format("stream %d: %q, chunk sizes %s, max_event_size %s", n, stream, sizes(chunks),
+                                      tostring(opts and opts.max_event_size))
+          local c = record(core.sse_parser, opts, chunks, resets)
+          local lua = record(reference.new, opts, chunks, resets)
+          assert.same({ label, lua }, { label, c })
+          if not opts then
+            assert.same({ label, whole_events(core.sse_parser, { stream }) },
+                        { label, whole_events(core.sse_parser, chunks) })
+            assert.same({ label, whole_events(core.sse_parser, { stream }) },
+                        { label, whole_events(core.sse_parser, byte_by_byte(stream)) })
+          end
+        end
+      end)
+    end
+  end)
+
+  describe("as a Lua value", function()
+    it("prints its type and address", function()
+      assert.matches("^agentruns%.SSEParser: 0x%x+$", tostring(core.sse_parser()))
+    end)
+
+    it("has a metatable named agentruns.SSEParser", function()
+      assert.equal("agentruns.SSEParser", getmetatable(core.sse_parser()).__name)
+    end)
+
+    it("returns limit errors with the shared error metatable", function()
+      local _, err = core.sse_parser({ max_event_size = 1 }):feed("xx")
+      assert.equal(core.error_metatable, getmetatable(err))
+    end)
+
+    it("raises when a method is called on something else", function()
+      local p = core.sse_parser()
+      assert.equal("agentruns.SSEParser expected, got table", reason(pcall(p.feed, {}, "x")))
+      assert.equal("agentruns.SSEParser expected, got no value", reason(pcall(p.reset)))
+    end)
+
+    it("is collectable, with or without pending input", function()
+      local weak = setmetatable({}, { __mode = "k" })
+      for i = 1, 200 do
+        local p = core.sse_parser()
+        if i % 2 == 0 then p:feed("id: " .. i .. "\ndata: " .. string.rep("x", i) .. "\n\ndata: pending") end
+        weak[p] = true
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(next(weak))
+    end)
+  end)
+end)
