@@ -8,6 +8,7 @@
 #   make fuzz              run the libFuzzer targets for FUZZ_SECONDS each
 #   make bench             the benchmarks
 #   make lint              luacheck + luarocks lint
+#   make demo              start the sandbox and run examples/demo.lua against it
 #   make sandbox           the local API sandbox in the foreground
 
 LUA ?= lua5.4
@@ -40,7 +41,7 @@ HDRS := $(wildcard src/*.h)
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
 MODULE := $(BUILD)/agentruns/core.so
 
-.PHONY: all test deps asan valgrind fuzz bench lint sandbox clean
+.PHONY: all test deps asan valgrind fuzz bench lint demo sandbox clean
 
 all: $(MODULE)
 
@@ -75,6 +76,9 @@ bench: deps
 lint:
 	luacheck -q .
 	luarocks lint agentruns-scm-1.rockspec
+
+demo: deps
+	@sh scripts/demo.sh
 
 sandbox:
 	@$(LUA_BIN) bin/agentruns-sandbox --port $${PORT:-8089}
