@@ -30,6 +30,10 @@ local provider = {
     post_drop = { method = "POST", path = "/drop" },
     html = { method = "GET", path = "/html" },
     big = { method = "GET", path = "/bytes/{n}", params = { n = T.string } },
+    redirect = { method = "GET", path = "/redirect/{status}", params = { status = T.string },
+                 query = { to = T.string } },
+    post_redirect = { method = "POST", path = "/redirect/{status}", params = { status = T.string },
+                      fixed_query = { to = "/echo/p" }, body = { name = T.string } },
   },
 }
 local api = client.define(provider)
@@ -197,6 +201,38 @@ describe("agentruns.client", function()
       assert.equal(30, client.parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", 1445412480))
       assert.equal(0, client.parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", 1445412520))
       assert.is_nil(client.parse_retry_after("soon"))
+    end)
+  end)
+
+  describe("redirects", function()
+    it("are not followed unless asked for", function()
+      local res, err = c:redirect("302", { to = srv.url .. "/echo/x" })
+      assert.is_nil(res)
+      assert.same({ "http", 302, "redirect to " .. srv.url .. "/echo/x not followed" },
+                  { err.kind, err.status, err.message })
+    end)
+
+    it("keep credentials on the same origin", function()
+      local cc = api.new { api_key = KEY, base_url = srv.url, follow_redirects = true }
+      local echo = assert(cc:redirect("302", { to = "/echo/same" }))
+      assert.same({ "/echo/same", KEY }, { echo.path, echo.headers["x-api-key"] })
+    end)
+
+    it("drop credentials when the target is another origin", function()
+      local cc = api.new { api_key = KEY, base_url = srv.url, follow_redirects = true }
+      local other = srv.url:gsub("127%.0%.0%.1", "localhost")
+      local echo = assert(cc:redirect("301", { to = other .. "/echo/other" }))
+      assert.same({ "/echo/other", nil }, { echo.path, echo.headers["x-api-key"] })
+      assert.matches("^agentruns/", echo.headers["user-agent"])
+    end)
+
+    it("follow a POST only on 307 and 308, which keep the body", function()
+      local cc = api.new { api_key = KEY, base_url = srv.url, follow_redirects = true }
+      local res, err = cc:post_redirect("302", { name = "n" })
+      assert.is_nil(res)
+      assert.equal(302, err.status)
+      local echo = assert(cc:post_redirect("307", { name = "n" }))
+      assert.same({ "POST", "/echo/p", { name = "n" } }, { echo.method, echo.path, cjson.decode(echo.body) })
     end)
   end)
 

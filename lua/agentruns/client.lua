@@ -46,7 +46,10 @@ M.defaults = {
   max_retry_wait = 60,           -- longest Retry-After honoured
   max_body_size = 64 * 1024 * 1024,
   max_event_size = 16 * 1024 * 1024,
+  max_redirects = 5,             -- when follow_redirects is set
 }
+
+local REDIRECT_STATUS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
 --- True when a header name may carry a credential (its value is hidden).
 function M.is_secret_header(name)
@@ -312,10 +315,10 @@ end
 local Call = {}
 Call.__index = Call
 
--- Start one attempt (hooks, then the transport).
-local function launch(call)
+-- Start one attempt (hooks, then the transport); a redirect is not an attempt.
+local function launch(call, redirect)
   local client, req = call.client, call.req
-  call.attempts = call.attempts + 1
+  if not redirect then call.attempts = call.attempts + 1 end
   call.started = runtime.now()
   if client.on_request then
     client.on_request { method = req.method, url = url.redact(req.url, client.provider.secret_query),
@@ -337,37 +340,83 @@ function Call:await()
                            error = terr and tostring(terr), attempt = self.attempts,
                            elapsed = runtime.now() - self.started }
     end
-    local value, err = M.interpret(client, req, res, terr)
-    if value ~= nil then
-      self.result = value
-      return value
+    local next_req = res and M.redirect_request(client, req, res, self.redirects)
+    if next_req then
+      self.redirects = self.redirects + 1
+      self.req, req = next_req, next_req
+      launch(self, true)
+    else
+      local value, err = M.interpret(client, req, res, terr)
+      local done, result, final_err = self:settle(value, err)
+      if done then return result, final_err end
     end
-    local may, why = M.retry_decision(req, err)
-    err.attempts = self.attempts
-    err.retryable = may
-    if why then err.message = err.message .. " (not retried: " .. why .. ")" end
-    local delay
-    if may and self.attempts <= req.max_retries then
-      delay = client.retry_base_delay * 2 ^ (self.attempts - 1)
-      if delay > client.retry_max_delay then delay = client.retry_max_delay end
-      delay = delay / 2 + math.random() * delay / 2 -- jitter: spread the herd
-      if err.retry_after then
-        if err.retry_after > client.max_retry_wait then
-          err.message = string.format("%s (the server asked to wait %d s, more than max_retry_wait %d s)",
-            err.message, err.retry_after, client.max_retry_wait)
-          delay = nil
-        elseif err.retry_after > delay then
-          delay = err.retry_after
-        end
+  end
+end
+
+--[[
+The request to send after redirect `res`, when the client follows redirects
+and this one may be followed: GET and HEAD always, other methods only on 307
+and 308 (which keep the method and body). Credentials (every header whose name
+looks secret) are dropped when the target is another origin, and a target
+that is neither https nor loopback http is not followed.
+]]
+function M.redirect_request(client, req, res, count)
+  if not client.follow_redirects or not REDIRECT_STATUS[res.status] then return nil end
+  local location = res.headers and res.headers.location
+  if not location or count >= client.max_redirects then return nil end
+  if not (req.method == "GET" or req.method == "HEAD" or res.status == 307 or res.status == 308) then
+    return nil
+  end
+  local target = url.resolve(req.url, location)
+  if not target or not url.check_base(target:match("^[^?#]*"), client.allow_insecure) then return nil end
+  local next_req = {}
+  for k, v in pairs(req) do next_req[k] = v end
+  next_req.url = target
+  if url.origin(target) ~= url.origin(req.url) then
+    local kept = {}
+    for _, line in ipairs(req.headers) do
+      if not M.is_secret_header(line:match("^[^:]+")) then kept[#kept + 1] = line end
+    end
+    next_req.headers = kept
+    next_req.cross_origin = true
+  end
+  return next_req
+end
+
+-- Decide what a finished attempt means: (true, value) or (true, nil, err)
+-- when the call is over, false after a retry has been started.
+function Call:settle(value, err)
+  local client, req = self.client, self.req
+  if value ~= nil then
+    self.result = value
+    return true, value
+  end
+  local may, why = M.retry_decision(req, err)
+  err.attempts = self.attempts
+  err.retryable = may
+  if why then err.message = err.message .. " (not retried: " .. why .. ")" end
+  local delay
+  if may and self.attempts <= req.max_retries then
+    delay = client.retry_base_delay * 2 ^ (self.attempts - 1)
+    if delay > client.retry_max_delay then delay = client.retry_max_delay end
+    delay = delay / 2 + math.random() * delay / 2 -- jitter: spread the herd
+    if err.retry_after then
+      if err.retry_after > client.max_retry_wait then
+        err.message = string.format("%s (the server asked to wait %d s, more than max_retry_wait %d s)",
+          err.message, err.retry_after, client.max_retry_wait)
+        delay = nil
+      elseif err.retry_after > delay then
+        delay = err.retry_after
       end
     end
-    if not delay then
-      self.err = err
-      return nil, err
-    end
-    client.transport:sleep(delay)
-    launch(self)
   end
+  if not delay then
+    self.err = err
+    return true, nil, err
+  end
+  client.transport:sleep(delay)
+  launch(self)
+  return false
 end
 
 --- Cancel the call if it is still in flight.
@@ -383,7 +432,7 @@ end
 
 --- Start the call for `req` (a request from M.build); returns a Call.
 function M.start(client, req)
-  local call = setmetatable({ client = client, req = req, attempts = 0 }, Call)
+  local call = setmetatable({ client = client, req = req, attempts = 0, redirects = 0 }, Call)
   launch(call)
   return call
 end
@@ -498,6 +547,8 @@ function M.define(provider)
       end
       self[hook] = opts[hook]
     end
+    self.follow_redirects = opts.follow_redirects == true
+    self.allow_insecure = opts.allow_insecure == true
     self.user_agent = opts.user_agent or ("agentruns/" .. require("agentruns.core").version .. " (" .. _VERSION
       .. (jit and ("; " .. jit.version) or "") .. ")")
     if type(self.user_agent) ~= "string" or self.user_agent:find("[%z\r\n]") then

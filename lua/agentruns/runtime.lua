@@ -49,7 +49,7 @@ end
 function blocking.sleep(seconds, session)
   if seconds <= 0 then return end
   local deadline = M.now() + seconds
-  blocking.wait(session, function() return M.now() >= deadline end)
+  blocking.wait(session, function() return M.now() >= deadline end, seconds)
 end
 
 local waiters = setmetatable({}, { __mode = "k" })

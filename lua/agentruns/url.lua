@@ -68,6 +68,32 @@ function M.check_base(base, allow_insecure)
   return (base:gsub("/+$", ""))
 end
 
+local DEFAULT_PORT = { http = "80", https = "443" }
+
+--- "scheme://host:port" of an absolute URL (lower-cased, default port filled in), or nil.
+function M.origin(u)
+  local scheme, authority = u:match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then return nil end
+  scheme = scheme:lower()
+  authority = authority:gsub("^.*@", ""):lower()
+  local host, port = authority:match("^(%[.-%]):?(%d*)$")
+  if not host then host, port = authority:match("^([^:]*):?(%d*)$") end
+  if not port or port == "" then port = DEFAULT_PORT[scheme] or "" end
+  return scheme .. "://" .. host .. ":" .. port
+end
+
+--- Resolve a Location header value against the URL it came from.
+function M.resolve(base, location)
+  if location:find("[%c ]") then return nil end
+  if location:match("^%a[%w+.-]*://") then return location end
+  local scheme, authority, path = base:match("^(%a[%w+.-]*)://([^/?#]*)([^?#]*)")
+  if not scheme then return nil end
+  if location:sub(1, 2) == "//" then return scheme .. ":" .. location end
+  if location:sub(1, 1) == "/" then return scheme .. "://" .. authority .. location end
+  local dir = path:match("^(.*/)") or "/"
+  return scheme .. "://" .. authority .. dir .. location
+end
+
 --[[
 Remove credentials from a URL before it is shown: user info, and the values
 of query parameters whose names look like secrets (token, key, secret, ...).

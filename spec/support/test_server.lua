@@ -6,6 +6,7 @@ It answers whatever the transport needs to be tested against, chosen by path:
   /status/N        status N with a JSON error body (?retry_after=S sets Retry-After)
   /flaky/KEY/N     503 for the first N requests naming KEY, then 200 JSON
   /html            a 200 HTML page (not JSON)
+  /redirect/S?to=URL  status S with Location: URL (URL percent-encoded)
   /log             the requests received so far (method, path, query, headers), then forgets them
   /bytes/N         N bytes of "x"
   /slow/S          answers after S seconds
@@ -85,6 +86,11 @@ function routes.flaky(stream, _, _, _, arg)
   else
     respond(stream, 200, cjson.encode { ok = true, tries = flaky_counts[key] })
   end
+end
+
+function routes.redirect(stream, _, _, query, arg)
+  local to = (query or ""):match("to=([^&]+)"):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  respond(stream, tonumber(arg), "", "text/plain", { location = to })
 end
 
 function routes.html(stream)
