@@ -10,6 +10,10 @@ PASSED=0
 FAILED=0
 ROCKS_LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua"
 LUA54_EXTRA="/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua"
+ERROR_LOG="$(pwd)/$LOG/errors.txt"
+: >"$ERROR_LOG"
+# Every API key the specs use; none may appear in an error value (see record_errors.lua).
+SECRETS="tr_sandbox_key hr_sandbox_key pat_sandbox_humm sk-test-5f2c9a7e sk-other-secret"
 
 count() { # name passed failed
   printf '%-28s %4d passed, %d failed\n' "$1" "$2" "$3"
@@ -35,7 +39,9 @@ busted_suite() { # name interpreter cpath [prefix command...]
   shift 3
   out="$LOG/$name.tap"
   LUA_CPATH="$cpath/?.so;;" LUA_PATH="$ROCKS_LUA_PATH;;" LUA_PATH_5_4="$ROCKS_LUA_PATH;;$LUA54_EXTRA" \
-    timeout 1800 "$@" "$interp" /usr/bin/busted -o TAP spec >"$out" 2>"$LOG/$name.err"
+    AGENTRUNS_ERROR_LOG="$ERROR_LOG" \
+    timeout 1800 "$@" "$interp" /usr/bin/busted --helper=spec/support/record_errors.lua -o TAP spec \
+    >"$out" 2>"$LOG/$name.err"
   rc=$?
   ok=$(grep -c '^ok ' "$out")
   bad=$(grep -c '^not ok ' "$out")
@@ -45,6 +51,19 @@ busted_suite() { # name interpreter cpath [prefix command...]
     grep -A 12 '^not ok ' "$out" | sed 's/^/    /' | head -n 200
     tail -n 30 "$LOG/$name.err" | sed 's/^/    /'
   fi
+}
+
+# The suites wrote every error string to $ERROR_LOG: it must hold many, and no key.
+no_secrets_in_errors() {
+  lines=$(wc -l <"$ERROR_LOG")
+  echo "$lines error strings recorded"
+  [ "$lines" -gt 100 ] || return 1
+  for secret in $SECRETS; do
+    if grep -q -F -- "$secret" "$ERROR_LOG"; then
+      grep -n -F -- "$secret" "$ERROR_LOG" | head -n 5
+      return 1
+    fi
+  done
 }
 
 build() { # make arguments...
@@ -76,8 +95,7 @@ rock_install() { # lua-version interpreter [extra luarocks args...]
       local a = require "agentruns"
       assert(a.core.sse_parser and a.core.session and a.core.version == a._VERSION)
       assert(a.toolregistry.new and a.happyrobot.new and a.humm.new and a.gather)
-      assert(require "agentruns.sandbox.server")
-    '
+    ' && [ -x "$tree/bin/agentruns-sandbox" ] && [ -f "$tree/share/lua/$ver/agentruns/sandbox/server.lua" ]
   rc=$?
   rm -rf "$tree"
   return $rc
@@ -93,6 +111,7 @@ case "${1:-all}" in
     check "build clang -Werror" make --no-print-directory -s LUA=lua5.4 CC=clang BUILD=build/clang
     busted_suite "busted lua5.4" lua5.4 build/lua5.4
     busted_suite "busted luajit" luajit build/luajit
+    check "errors free of API keys" no_secrets_in_errors
     check "luacheck" luacheck -q .
     check "luarocks lint" luarocks lint agentruns-scm-1.rockspec
     check "luarocks make lua5.4" rock_install 5.4 lua5.4

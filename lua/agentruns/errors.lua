@@ -16,12 +16,13 @@ a table with these fields (absent when they do not apply):
   attempts    how many tries were made
   argument    for invalid_argument: the name of the offending argument
 
-`tostring(err)` gives one readable line. The metatable is the C core's error
-metatable, so errors made by the core and by Lua are the same type.
+`tostring(err)` gives one readable line. The C core's own failures (from
+agentruns.core directly) carry only kind and message and print the message;
+the request layer turns them into errors of this module.
 ]]
 local core = require "agentruns.core"
 
-local mt = core.error_metatable
+local mt = { __name = "agentruns.Error" }
 local M = { metatable = mt }
 
 local function describe(err)
@@ -51,9 +52,10 @@ function M.invalid_argument(argument, message)
   return M.new("invalid_argument", argument .. ": " .. message, { argument = argument, retryable = false })
 end
 
---- True when `v` is an error value of this library.
+--- True when `v` is an error value of this library (or of its C core).
 function M.is_error(v)
-  return type(v) == "table" and getmetatable(v) == mt
+  local m = type(v) == "table" and getmetatable(v)
+  return m == mt or m == core.error_metatable
 end
 
 return M
