@@ -57,6 +57,7 @@ build = {
     ["agentruns.schema"] = "lua/agentruns/schema.lua",
     ["agentruns.stream"] = "lua/agentruns/stream.lua",
     ["agentruns.toolregistry"] = "lua/agentruns/toolregistry.lua",
+    ["agentruns.transport"] = "lua/agentruns/transport/init.lua",
     ["agentruns.transport.curl"] = "lua/agentruns/transport/curl.lua",
     ["agentruns.url"] = "lua/agentruns/url.lua",
   },

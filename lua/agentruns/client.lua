@@ -28,7 +28,7 @@ local errors = require "agentruns.errors"
 local json = require "agentruns.json"
 local runtime = require "agentruns.runtime"
 local url = require "agentruns.url"
-local curl_transport = require "agentruns.transport.curl"
+local transports = require "agentruns.transport"
 
 local M = {}
 
@@ -554,7 +554,7 @@ function M.define(provider)
     if type(self.user_agent) ~= "string" or self.user_agent:find("[%z\r\n]") then
       error(string.format("agentruns.%s.new: user_agent must be a string without CR or LF", provider.name), 2)
     end
-    self.transport = opts.transport or curl_transport.new { session = opts.session }
+    self.transport = opts.transport or transports.new { session = opts.session }
     return self
   end
 
