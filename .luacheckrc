@@ -4,3 +4,6 @@ max_line_length = 120
 exclude_files = { "build/", ".rocks/", "lua_modules/" }
 files["spec/"] = { std = "+busted" }
 files["bench/"] = { globals = {} }
+-- Files that run inside Neovim see its `vim` global.
+files["examples/neovim/"] = { read_globals = { "vim" }, globals = { "AgentrunsRuns" } }
+files["spec/support/nvim_driver.lua"] = { read_globals = { "vim" } }

@@ -37,6 +37,7 @@ build = {
     ["agentruns.humm"] = "lua/agentruns/humm.lua",
     ["agentruns"] = "lua/agentruns/init.lua",
     ["agentruns.json"] = "lua/agentruns/json.lua",
+    ["agentruns.loop"] = "lua/agentruns/loop.lua",
     ["agentruns.paginate"] = "lua/agentruns/paginate.lua",
     ["agentruns.runtime"] = "lua/agentruns/runtime.lua",
     ["agentruns.sandbox.control"] = "lua/agentruns/sandbox/control.lua",

@@ -41,6 +41,15 @@ describe("agentruns.json", function()
       assert.is_string(err)
     end)
 
+    it("gives whole numbers as integers where Lua has them", function()
+      local v = json.decode('{"n": 12, "f": 1.5, "list": [1, 2.5]}')
+      assert.same({ n = 12, f = 1.5, list = { 1, 2.5 } }, v)
+      if math.type then
+        assert.same({ "integer", "float", "integer" }, { math.type(v.n), math.type(v.f), math.type(v.list[1]) })
+        assert.equal("12", tostring(v.n))
+      end
+    end)
+
     it("decodes null to json.null", function()
       assert.equal(json.null, json.decode("null"))
     end)

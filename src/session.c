@@ -66,11 +66,23 @@ typedef struct agr_transfer {
   char errbuf[CURL_ERROR_SIZE];
 } agr_transfer;
 
+/* A change to the set of sockets a host event loop must watch. */
+typedef struct agr_watch {
+  curl_socket_t fd;
+  int what;                      /* CURL_POLL_IN, _OUT, _INOUT or _REMOVE */
+} agr_watch;
+
 struct agr_session {
   CURLM *multi;
   CURLSH *share;
   agr_transfer *head;            /* attached transfers */
   int attached;
+  /* Event-loop mode (use_callbacks): what curl asked for since take_watches. */
+  int callbacks;
+  agr_watch *watches;
+  size_t nwatches, capwatches;
+  long timer_ms;                 /* the latest timer request; -1 = none */
+  int timer_changed;
 };
 
 static double now_seconds(void) {
@@ -158,6 +170,33 @@ static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int c
   (void)conn_local_port;
   t->sent = 1;
   return CURL_PREREQFUNC_OK;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: queue the change for take_watches. */
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp) {
+  agr_session *s = userp;
+  (void)e;
+  (void)socketp;
+  if (s->nwatches == s->capwatches) {
+    size_t cap = s->capwatches ? s->capwatches * 2 : 16;
+    agr_watch *nw = realloc(s->watches, cap * sizeof *nw);
+    if (nw == NULL) return -1;
+    s->watches = nw;
+    s->capwatches = cap;
+  }
+  s->watches[s->nwatches].fd = fd;
+  s->watches[s->nwatches].what = what;
+  s->nwatches++;
+  return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: remember the latest request. */
+static int on_timer(CURLM *m, long timeout_ms, void *userp) {
+  agr_session *s = userp;
+  (void)m;
+  s->timer_ms = timeout_ms;
+  s->timer_changed = 1;
+  return 0;
 }
 
 /* ---- attaching and detaching --------------------------------------------- */
@@ -281,6 +320,9 @@ static int session_close(lua_State *L) {
     curl_share_cleanup(s->share);
     s->share = NULL;
   }
+  free(s->watches);
+  s->watches = NULL;
+  s->nwatches = s->capwatches = 0;
   return 0;
 }
 
@@ -296,6 +338,15 @@ static int session_perform(lua_State *L) {
   int running = 0, done;
   CURLMcode mc;
   luaL_argcheck(L, wait >= 0 && wait == wait, 2, "wait must be a non-negative number");
+  if (s->callbacks) { /* the host loop waits; here only the due work is done */
+    mc = curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (mc != CURLM_OK) return luaL_error(L, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
+    collect_done(s);
+    deadline = HUGE_VAL;
+    expire_idle(s, now_seconds(), &deadline);
+    lua_pushinteger(L, s->attached);
+    return 1;
+  }
   mc = curl_multi_perform(s->multi, &running);
   if (mc != CURLM_OK) return luaL_error(L, "curl_multi_perform: %s", curl_multi_strerror(mc));
   done = collect_done(s);
@@ -314,6 +365,91 @@ static int session_perform(lua_State *L) {
     deadline = HUGE_VAL;
     expire_idle(s, now_seconds(), &deadline);
   }
+  lua_pushinteger(L, s->attached);
+  return 1;
+}
+
+/*
+ * session:use_callbacks(): from now on a host event loop drives the session.
+ * curl reports the sockets to watch and the timeouts to keep through
+ * take_watches(); the loop calls socket_action() when a socket is ready or
+ * the timer fires. perform() then only does due work and never waits.
+ */
+static int session_use_callbacks(lua_State *L) {
+  agr_session *s = check_session(L, 1);
+  if (!s->callbacks) {
+    s->callbacks = 1;
+    s->timer_ms = -1;
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
+  }
+  return 0;
+}
+
+/*
+ * session:socket_action([fd, events]) -> transfers in flight.
+ * fd nil (or absent) means the timer fired. events is a string holding
+ * "r" and/or "w" (as luv reports them), or curl's CURL_CSELECT_* bits.
+ */
+static int session_socket_action(lua_State *L) {
+  agr_session *s = check_session(L, 1);
+  curl_socket_t fd = CURL_SOCKET_TIMEOUT;
+  int mask = 0, running = 0;
+  double deadline = HUGE_VAL;
+  CURLMcode mc;
+  if (!lua_isnoneornil(L, 2)) {
+    fd = (curl_socket_t)luaL_checkinteger(L, 2);
+    if (lua_type(L, 3) == LUA_TSTRING) {
+      const char *ev = lua_tostring(L, 3);
+      if (strchr(ev, 'r')) mask |= CURL_CSELECT_IN;
+      if (strchr(ev, 'w')) mask |= CURL_CSELECT_OUT;
+    } else {
+      mask = (int)luaL_optinteger(L, 3, 0);
+    }
+  }
+  mc = curl_multi_socket_action(s->multi, fd, mask, &running);
+  if (mc != CURLM_OK) return luaL_error(L, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
+  collect_done(s);
+  expire_idle(s, now_seconds(), &deadline);
+  lua_pushinteger(L, s->attached);
+  return 1;
+}
+
+/*
+ * session:take_watches() -> changes, timer_ms
+ * changes: array of { fd, "in" | "out" | "inout" | "remove" } in the order
+ * curl asked; timer_ms: the newest timer request (-1: stop the timer) or nil
+ * when it did not change. Both are consumed.
+ */
+static int session_take_watches(lua_State *L) {
+  agr_session *s = check_session(L, 1);
+  static const char *const names[] = { "none", "in", "out", "inout", "remove" };
+  size_t i;
+  lua_createtable(L, (int)s->nwatches, 0);
+  for (i = 0; i < s->nwatches; i++) {
+    int what = s->watches[i].what;
+    lua_createtable(L, 2, 0);
+    lua_pushinteger(L, (lua_Integer)s->watches[i].fd);
+    lua_rawseti(L, -2, 1);
+    lua_pushstring(L, names[what >= 0 && what <= 4 ? what : 0]);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, (int)(i + 1));
+  }
+  s->nwatches = 0;
+  if (s->timer_changed) {
+    s->timer_changed = 0;
+    lua_pushinteger(L, (lua_Integer)s->timer_ms);
+  } else {
+    lua_pushnil(L);
+  }
+  return 2;
+}
+
+/* session:pending() -> number of transfers in flight */
+static int session_pending(lua_State *L) {
+  agr_session *s = check_session(L, 1);
   lua_pushinteger(L, s->attached);
   return 1;
 }
@@ -724,6 +860,10 @@ static int transfer_tostring(lua_State *L) {
 static const luaL_Reg session_methods[] = {
   { "request", session_request },
   { "perform", session_perform },
+  { "use_callbacks", session_use_callbacks },
+  { "socket_action", session_socket_action },
+  { "take_watches", session_take_watches },
+  { "pending", session_pending },
   { "close", session_close },
   { NULL, NULL }
 };

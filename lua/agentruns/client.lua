@@ -348,7 +348,10 @@ function Call:await()
     else
       local value, err = M.interpret(client, req, res, terr)
       local done, result, final_err = self:settle(value, err)
-      if done then return result, final_err end
+      if done then
+        if final_err then return nil, final_err end
+        return result
+      end
     end
   end
 end

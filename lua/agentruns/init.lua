@@ -13,7 +13,8 @@ empty.
 
 Concurrency: `agentruns.spawn(fn, ...)`, `agentruns.gather{fn, ...}` and
 `agentruns.sleep(s)` (agentruns.scheduler) run calls as coroutines over one
-curl multi session.
+curl multi session; `agentruns.use_loop(vim.uv or vim.loop)` (agentruns.loop)
+hands them to a libuv loop.
 ]]
 local core = require "agentruns.core"
 local json = require "agentruns.json"
@@ -35,6 +36,11 @@ return setmetatable(agentruns, {
       local mod = require("agentruns." .. name)
       rawset(t, name, mod)
       return mod
+    end
+    if name == "use_loop" then
+      local fn = require("agentruns.loop").use
+      rawset(t, name, fn)
+      return fn
     end
     if SCHEDULER[name] then
       local fn = require("agentruns.scheduler")[name]

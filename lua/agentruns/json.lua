@@ -24,11 +24,33 @@ function M.array(t)
   return setmetatable(t or {}, M.array_mt)
 end
 
+-- Lua 5.3+ has integers, but cjson 2.1.0 decodes every number as a float:
+-- give whole numbers back as integers (12, not 12.0), as the API meant them.
+local tointeger = math.tointeger
+local function integers(v)
+  for k, x in pairs(v) do
+    local tx = type(x)
+    if tx == "number" then
+      local i = tointeger(x)
+      if i then v[k] = i end
+    elseif tx == "table" then
+      integers(x)
+    end
+  end
+  return v
+end
+
 --- Decode `text`; returns the value, or nil and a message.
 function M.decode(text)
   local ok, value = pcall(cjson.decode, text)
-  if ok then return value end
-  return nil, tostring(value):gsub("^.-:%d+: ", "")
+  if ok then
+    if tointeger then
+      if type(value) == "table" then return integers(value) end
+      if type(value) == "number" then return tointeger(value) or value end
+    end
+    return value
+  end
+  return nil, (tostring(value):gsub("^.-:%d+: ", ""))
 end
 
 local escapes = {

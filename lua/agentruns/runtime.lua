@@ -18,13 +18,15 @@ M.now = core.now
 --- Block the whole thread (no transfer moves meanwhile).
 M.sleep_thread = core.sleep
 
--- What a blocking wait does for up to `wait` seconds: drive the session.
--- The scheduler replaces it so that its tasks move while plain code waits.
+-- What a blocking wait does for up to `wait` seconds (it may return early,
+-- once ready() holds): drive the session. The scheduler replaces it so that
+-- its tasks move while plain code waits; an event loop adapter, so that the
+-- loop keeps turning.
 local function drive(session, wait)
   if session then session:perform(wait) else core.sleep(wait) end
 end
 
---- Replace what a blocking wait does each round (fn(session, seconds)).
+--- Replace what a blocking wait does each round (fn(session, seconds, ready)).
 function M.set_driver(fn)
   drive = fn
 end
@@ -41,7 +43,7 @@ function blocking.wait(session, ready, timeout)
       if left <= 0 then return false end
       if left < wait then wait = left end
     end
-    drive(session, wait)
+    drive(session, wait, ready)
   end
   return true
 end
@@ -50,6 +52,18 @@ function blocking.sleep(seconds, session)
   if seconds <= 0 then return end
   local deadline = M.now() + seconds
   blocking.wait(session, function() return M.now() >= deadline end, seconds)
+end
+
+local notify_fn = function() end
+
+--- Tell whoever drives the sessions that new work (a transfer, a task) started.
+function M.notify()
+  notify_fn()
+end
+
+--- Set what notify() does (an event loop adapter schedules a pass of its own).
+function M.set_notify(fn)
+  notify_fn = fn or function() end
 end
 
 local waiters = setmetatable({}, { __mode = "k" })

@@ -62,18 +62,13 @@ local function resume(task)
   if task.finished then runtime.set_waiter(task.co, nil) end
 end
 
---[[
-One round: resume every task whose wait is over; if none could run, drive
-the sessions for at most `max_wait` seconds (less if a task's deadline is
-nearer). Returns true while tasks remain.
-]]
-function M.step(max_wait)
+--- Resume every task whose wait is over, once; returns true if any ran.
+function M.run_ready()
   local ran = false
   local i = 1
   while i <= #tasks do
     local task = tasks[i]
     local w = task.wait
-    -- a task that is itself running (the caller is inside it) cannot be resumed
     if coroutine.status(task.co) == "suspended"
       and (not w or w.ready() or (w.deadline and runtime.now() >= w.deadline)) then
       task.wait = nil
@@ -82,13 +77,30 @@ function M.step(max_wait)
     end
     if task.finished then table.remove(tasks, i) else i = i + 1 end
   end
+  return ran
+end
+
+--- The earliest deadline a waiting task has (runtime.now() scale), or nil.
+function M.next_deadline()
+  local d
+  for _, task in ipairs(tasks) do
+    local td = task.wait and task.wait.deadline
+    if td and (not d or td < d) then d = td end
+  end
+  return d
+end
+
+--[[
+One round: resume every task whose wait is over; if none could run, drive
+the sessions for at most `max_wait` seconds (less if a task's deadline is
+nearer). Returns true while tasks remain.
+]]
+function M.step(max_wait)
+  local ran = M.run_ready()
   if #tasks == 0 then return false end
   local wait = ran and 0 or (max_wait or 1)
-  local now = runtime.now()
-  for _, task in ipairs(tasks) do
-    local d = task.wait and task.wait.deadline
-    if d and d - now < wait then wait = math.max(d - now, 0) end
-  end
+  local d = M.next_deadline()
+  if d and d - runtime.now() < wait then wait = math.max(d - runtime.now(), 0) end
   local first = next(sessions)
   if first and next(sessions, first) == nil then
     first:perform(wait)
@@ -109,6 +121,7 @@ function M.spawn(fn, ...)
   runtime.set_waiter(task.co, task_waiter)
   tasks[#tasks + 1] = task
   resume(task)
+  runtime.notify()
   if task.finished then
     for i, t in ipairs(tasks) do
       if t == task then table.remove(tasks, i) break end
@@ -161,7 +174,8 @@ function M.pending()
   return #tasks
 end
 
-runtime.set_driver(function(session, wait)
+--- What a blocking wait does while tasks exist (the default; loop.lua replaces it).
+function M.driver(session, wait)
   if #tasks > 0 then
     if session then sessions[session] = true end
     M.step(wait)
@@ -170,6 +184,8 @@ runtime.set_driver(function(session, wait)
   else
     runtime.sleep_thread(wait)
   end
-end)
+end
+
+runtime.set_driver(M.driver)
 
 return M

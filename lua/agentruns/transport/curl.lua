@@ -59,7 +59,9 @@ function Stream:read(timeout)
   local events = t:events()
   if #events > 0 then return events end
   runtime.wait(self.session, function()
-    events = t:events()
+    -- a waiter may ask more than once: keep what earlier asks drained
+    local more = t:events()
+    for i = 1, #more do events[#events + 1] = more[i] end
     return #events > 0 or t:done()
   end, timeout)
   if #events > 0 or not t:done() then return events end
@@ -101,6 +103,7 @@ function Transport:start(req)
   local session = self.session
   local transfer = session:request(transfer_options(req))
   session:perform(0) -- send it now: the server works while the caller does
+  runtime.notify()
   return setmetatable({ transfer = transfer, session = session }, Pending)
 end
 
@@ -108,6 +111,7 @@ function Transport:open_stream(req, parser)
   local session = self.session
   local transfer = session:request(transfer_options(req, parser))
   session:perform(0)
+  runtime.notify()
   return setmetatable({ transfer = transfer, session = session }, Stream)
 end
 

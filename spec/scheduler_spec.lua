@@ -1,0 +1,106 @@
+-- agentruns.spawn / gather / sleep: tasks whose calls share one curl multi loop.
+local agentruns = require "agentruns"
+local core = require "agentruns.core"
+local cjson = require "cjson"
+local sandbox = require "spec.support.sandbox"
+
+local sb, control
+
+local function stats(reset)
+  local t = control:request { url = sb.url .. "/_sandbox/stats" .. (reset and "/reset" or ""),
+                              method = reset and "POST" or "GET" }
+  return cjson.decode(assert(t:wait()).body)
+end
+
+setup(function()
+  sb = sandbox.start { step_delay = 0.03, keepalive = 0.2 }
+  control = core.session()
+end)
+
+teardown(function()
+  control:close()
+  sb.stop()
+end)
+
+describe("agentruns scheduler", function()
+  local tr
+  before_each(function()
+    tr = agentruns.toolregistry.new { api_key = sb.keys.toolregistry.api_key, base_url = sb.url .. "/toolregistry" }
+  end)
+
+  local SLOW = { headers = { ["x-sandbox-fault"] = "delay=0.2" } }
+
+  it("runs 50 gathered calls at once, and returns their results in order", function()
+    stats(true)
+    local fns = {}
+    for i = 1, 50 do
+      fns[i] = function() return tr:list_runs({ pageSize = 1, page = i }, SLOW) end
+    end
+    local results = agentruns.gather(fns)
+    assert.equal(50, #results)
+    for i = 1, 50 do
+      assert.same({ 1, i }, { results[i].n, results[i][1].pagination.page })
+    end
+    assert.equal(50, stats().max_in_flight)
+  end)
+
+  it("leaves plain calls sequential", function()
+    stats(true)
+    for i = 1, 3 do assert(tr:list_runs({ pageSize = 1, page = i }, SLOW)) end
+    assert.equal(1, stats().max_in_flight)
+  end)
+
+  it("streams in one task while others call", function()
+    local run = assert(tr:create_run { intent = "Tally the week", selectedCustomerIntegrationIds = { "*" } })
+    local results = agentruns.gather {
+      function()
+        local ids = {}
+        for ev in tr:stream_events(run.runId) do ids[#ids + 1] = tonumber(ev.id) end
+        return ids
+      end,
+      function() return #assert(tr:list_integrations()) end,
+      function()
+        local n = 0
+        for _ in tr:each_run({}, { max_items = 25 }) do n = n + 1 end
+        return n
+      end,
+    }
+    local ids = results[1][1]
+    assert.is_true(#ids >= 5)
+    for i = 1, #ids do assert.equal(i, ids[i]) end
+    assert.same({ 4, 25 }, { results[2][1], results[3][1] })
+  end)
+
+  it("sleeps without holding up other tasks", function()
+    local order = {}
+    agentruns.gather {
+      function() agentruns.sleep(0.2); order[#order + 1] = "slept" end,
+      function() assert(tr:list_integrations()); order[#order + 1] = "called" end,
+    }
+    assert.same({ "called", "slept" }, order)
+  end)
+
+  it("returns what a task returned, or nil and the error it raised", function()
+    local results = agentruns.gather {
+      function() return 1, nil, 3 end,
+      function() error("boom", 0) end,
+      function() return tr:get_run("not-a-uuid") end,
+    }
+    assert.same({ n = 3, 1, nil, 3 }, results[1])
+    assert.same({ n = 2, nil, "boom" }, results[2])
+    assert.same({ nil, "invalid_argument" }, { results[3][1], results[3][2].kind })
+  end)
+
+  it("lets a task wait for another", function()
+    local first = agentruns.spawn(function() return #assert(tr:list_integrations()) end)
+    local second = agentruns.spawn(function() return first:join() + 1 end)
+    assert.equal(5, second:join())
+    assert.is_true(first:done())
+  end)
+
+  it("raises on misuse", function()
+    assert.has_error(function() agentruns.spawn(42) end, "agentruns.spawn: fn must be a function")
+    assert.has_error(function() agentruns.gather { 1 } end, "agentruns.gather: item 1 is not a function")
+    assert.has_error(function() agentruns.sleep(-1) end, "agentruns.sleep: seconds must be >= 0")
+  end)
+end)
