@@ -60,24 +60,55 @@ size_t agr_parser_pending(const agr_parser *ps) {
   return ps->batch.arena.len + ps->batch.n * sizeof(agr_event_rec);
 }
 
-/* Push the batched events as one array and empty the batch. */
+/*
+ * Push the batched events as one array and empty the batch. The three key
+ * strings are pushed once and reused, and an event type equal to the one
+ * before reuses that string: a stream repeats a handful of types, and
+ * interning the same bytes for every event is measurable.
+ */
 void agr_push_events(lua_State *L, agr_parser *ps) {
   agr_batch *b = &ps->batch;
   size_t i;
+  int arr, k_event, k_data, k_id, last_type;
+  const char *prev_type = NULL;
+  size_t prev_len = 0;
+  luaL_checkstack(L, 8, "too many events");
   lua_createtable(L, b->n > 0x7fffffff ? 0x7fffffff : (int)b->n, 0);
+  arr = lua_gettop(L);
+  lua_pushliteral(L, "event");
+  k_event = lua_gettop(L);
+  lua_pushliteral(L, "data");
+  k_data = lua_gettop(L);
+  lua_pushliteral(L, "id");
+  k_id = lua_gettop(L);
+  lua_pushnil(L); /* the previous event type's string */
+  last_type = lua_gettop(L);
   for (i = 0; i < b->n; i++) {
     const agr_event_rec *r = &b->recs[i];
+    const char *type = b->arena.p + r->type_off;
     lua_createtable(L, 0, 3);
-    lua_pushlstring(L, b->arena.p + r->type_off, r->type_len);
-    lua_setfield(L, -2, "event");
-    lua_pushlstring(L, b->arena.p + r->data_off, r->data_len);
-    lua_setfield(L, -2, "data");
-    if (r->id_len) {
-      lua_pushlstring(L, b->arena.p + r->id_off, r->id_len);
-      lua_setfield(L, -2, "id");
+    lua_pushvalue(L, k_event);
+    if (prev_type && r->type_len == prev_len && memcmp(type, prev_type, prev_len) == 0) {
+      lua_pushvalue(L, last_type);
+    } else {
+      lua_pushlstring(L, type, r->type_len);
+      lua_pushvalue(L, -1);
+      lua_replace(L, last_type);
+      prev_type = type;
+      prev_len = r->type_len;
     }
-    lua_rawseti(L, -2, (int)(i + 1));
+    lua_rawset(L, -3);
+    lua_pushvalue(L, k_data);
+    lua_pushlstring(L, b->arena.p + r->data_off, r->data_len);
+    lua_rawset(L, -3);
+    if (r->id_len) {
+      lua_pushvalue(L, k_id);
+      lua_pushlstring(L, b->arena.p + r->id_off, r->id_len);
+      lua_rawset(L, -3);
+    }
+    lua_rawseti(L, arr, (int)(i + 1));
   }
+  lua_settop(L, arr);
   b->n = 0;
   b->arena.len = 0;
   /* Give back memory a burst of large events left behind. */
