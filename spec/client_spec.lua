@@ -39,14 +39,11 @@ local provider = {
 local api = client.define(provider)
 
 local function log()
-  local s = require("agentruns.core").session()
-  local res = assert(s:request({ url = srv.url .. "/log" }):wait())
-  s:close()
-  return cjson.decode(res.body)
+  return srv.log()
 end
 
 setup(function()
-  srv = server.start { "luajit", "spec/support/test_server.lua" }
+  srv = server.test_server()
 end)
 
 teardown(function()

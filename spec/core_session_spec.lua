@@ -6,7 +6,7 @@ local server = require "spec.support.server"
 local srv
 
 setup(function()
-  srv = server.start { "luajit", "spec/support/test_server.lua" }
+  srv = server.test_server()
 end)
 
 teardown(function()

@@ -1,7 +1,6 @@
 -- Event streams (agentruns.stream): resuming, de-duplicating, ending, failing.
 local client = require "agentruns.client"
 local T = require "agentruns.schema"
-local cjson = require "cjson"
 local server = require "spec.support.server"
 
 local srv
@@ -29,10 +28,7 @@ local api = client.define {
 }
 
 local function log()
-  local s = require("agentruns.core").session()
-  local res = assert(s:request({ url = srv.url .. "/log" }):wait())
-  s:close()
-  return cjson.decode(res.body)
+  return srv.log()
 end
 
 -- Every event of a stream, or the error that ended it; bounded.
@@ -48,7 +44,7 @@ local function collect(stream)
 end
 
 setup(function()
-  srv = server.start { "luajit", "spec/support/test_server.lua" }
+  srv = server.test_server()
 end)
 
 teardown(function()

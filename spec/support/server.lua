@@ -6,6 +6,9 @@ Starts a server program as a child process for the duration of a spec.
   -- srv.url == "http://127.0.0.1:PORT"
   srv:stop()
 
+  local test_srv = server.test_server()   -- spec/support/test_server.lua under luajit
+  test_srv.log()                          -- the requests it received since the last call
+
 The program must print "listening on http://127.0.0.1:PORT" on its first
 line. The child runs under `sh`, which reports its pid first, so stop() can
 signal it; a server that never says it is listening is killed and start()
@@ -38,6 +41,19 @@ function M.start(argv, env)
   if not url then
     srv.stop()
     error("server did not start: " .. tostring(line), 2)
+  end
+  return srv
+end
+
+--- Start spec/support/test_server.lua; the result also has log().
+function M.test_server()
+  local srv = M.start { "luajit", "spec/support/test_server.lua" }
+  function srv.log()
+    local cjson = require "cjson"
+    local s = require("agentruns.core").session()
+    local res = assert(s:request({ url = srv.url .. "/log" }):wait())
+    s:close()
+    return cjson.decode(res.body)
   end
   return srv
 end
