@@ -91,6 +91,11 @@ describe("agentruns.client", function()
                   { echo.method, cjson.decode(echo.body), echo.headers["content-type"] })
     end)
 
+    it("sends a field typed as an array as a JSON array even when empty", function()
+      local echo = assert(c:create { name = "n", ids = {} })
+      assert.equal('{"ids":[],"name":"n"}', echo.body)
+    end)
+
     it("adds per-call headers and refuses header injection", function()
       local echo = assert(c:echo("x", nil, { headers = { ["X-Trace"] = "t1" } }))
       assert.equal("t1", echo.headers["x-trace"])

@@ -188,7 +188,17 @@ function M.build(client, ep, path_values, params, opts)
   if ep.body then
     err = check_fields("body", ep.body, params)
     if err then return nil, err end
-    body, err = json.encode(params or {})
+    -- A field the contract types as an array is sent as one even when empty.
+    local fields = {}
+    for k, v in pairs(params or {}) do
+      if ep.body[k].name == "array" and type(v) == "table" and getmetatable(v) == nil then
+        local list = json.array()
+        for i = 1, #v do list[i] = v[i] end
+        v = list
+      end
+      fields[k] = v
+    end
+    body, err = json.encode(fields)
     if not body then return nil, errors.invalid_argument("body", err) end
   elseif ep.query then
     err = check_fields("query", ep.query, params)
