@@ -141,6 +141,14 @@ describe("agentruns.core session", function()
       assert.same({ "timeout", 28 }, { err.kind, err.curl_code })
     end)
 
+    it("verifies TLS certificates: a self-signed server is refused", function()
+      local tls_srv = server.start { "luajit", "spec/support/test_server.lua", "0", "tls" }
+      local res, err = s:request({ url = tls_srv.url .. "/echo" }):wait()
+      tls_srv.stop()
+      assert.is_nil(res)
+      assert.same({ "network", 60, true }, { err.kind, err.curl_code, err.message:find("certificate", 1, true) ~= nil })
+    end)
+
     it("ends a transfer that receives nothing for idle_timeout seconds", function()
       local res, err = get(s, "/hang", { idle_timeout = 0.2 })
       assert.is_nil(res)

@@ -29,7 +29,7 @@ function M.start(argv, env)
   local pipe = assert(io.popen("sh -c " .. shell_quote(cmd), "r"))
   local pid = tonumber(pipe:read("*l"))
   local line = pipe:read("*l")
-  local url = line and line:match("^listening on (http://127%.0%.0%.1:%d+)")
+  local url = line and line:match("^listening on (https?://127%.0%.0%.1:%d+)")
   local srv = { url = url, pid = pid, pipe = pipe }
   function srv.stop()
     if srv.pid then

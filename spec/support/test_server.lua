@@ -25,6 +25,8 @@ It answers whatever the transport needs to be tested against, chosen by path:
   /stats           {"connections": number of TCP connections accepted}
 
 Run: luajit spec/support/test_server.lua  -> prints "listening on http://127.0.0.1:PORT".
+     luajit spec/support/test_server.lua 0 tls  -> the same over TLS with a self-signed
+     certificate ("listening on https://..."), which a verifying client must refuse.
 Every request sleeps for at most a few seconds and every stream is bounded.
 ]]
 local cqueues = require "cqueues"
@@ -246,6 +248,7 @@ end
 local server = assert(http_server.listen {
   host = "127.0.0.1",
   port = tonumber(arg[1]) or 0,
+  tls = arg[2] == "tls",
   onstream = onstream,
   onerror = function(_, _, op, err) io.stderr:write(tostring(op), ": ", tostring(err), "\n") end,
   connection_setup_timeout = 5,
@@ -259,7 +262,7 @@ function server.add_socket(self, socket)
   connections = connections + 1
   return orig_add(self, socket)
 end
-io.stdout:write(string.format("listening on http://127.0.0.1:%d\n", port))
+io.stdout:write(string.format("listening on %s://127.0.0.1:%d\n", arg[2] == "tls" and "https" or "http", port))
 io.stdout:flush()
 local cq = server.cq
 local signal = require "cqueues.signal"
