@@ -113,6 +113,8 @@ case "${1:-all}" in
     busted_suite "busted luajit" luajit build/luajit
     check "errors free of API keys" no_secrets_in_errors
     check "luacheck" luacheck -q .
+    check "cppcheck" cppcheck --enable=warning,style,performance,portability --std=c99 --quiet \
+      --error-exitcode=1 --suppress=toomanyconfigs -I src $(pkg-config --cflags-only-I lua5.4) src/*.c fuzz/*.c
     check "luarocks lint" luarocks lint agentruns-scm-1.rockspec
     check "luarocks make lua5.4" rock_install 5.4 lua5.4
     check "luarocks make luajit" rock_install 5.1 luajit LUA_INCDIR=/usr/include/luajit-2.1

@@ -496,9 +496,9 @@ static int valid_header(const char *h, size_t n) {
 }
 
 static void set_headers(lua_State *L, agr_transfer *t, int has_body) {
-  int i, n;
   lua_getfield(L, 1, "headers");
   if (!lua_isnil(L, -1)) {
+    int i, n;
     if (!lua_istable(L, -1)) luaL_error(L, "bad argument #1 to 'request' (headers must be a table)");
     n = (int)lua_rawlen(L, -1);
     for (i = 1; i <= n; i++) {

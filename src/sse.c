@@ -202,7 +202,7 @@ static size_t find_eol(const char *s, size_t n) {
 
 int sse_feed(sse_parser *p, const char *bytes, size_t n) {
   size_t i = 0;
-  int rc = SSE_OK;
+  int rc;
   if (p->error) return p->error;
   while (p->bom < 3 && i < n) {
     if ((unsigned char)bytes[i] == BOM[p->bom]) {
