@@ -495,7 +495,14 @@ static int valid_header(const char *h, size_t n) {
   return agr_header_split(h, n, &name, &nl, &value, &vl);
 }
 
-static void set_headers(lua_State *L, agr_transfer *t, int has_body) {
+/* True when the list already names a Content-Type. */
+static int has_content_type(const struct curl_slist *h) {
+  for (; h != NULL; h = h->next)
+    if (curl_strnequal(h->data, "content-type:", 13)) return 1;
+  return 0;
+}
+
+static void set_headers(lua_State *L, agr_transfer *t, int has_body, int empty_post) {
   lua_getfield(L, 1, "headers");
   if (!lua_isnil(L, -1)) {
     int i, n;
@@ -520,6 +527,11 @@ static void set_headers(lua_State *L, agr_transfer *t, int has_body) {
   lua_pop(L, 1);
   if (has_body) { /* no 100-continue round trip: the APIs never ask for it */
     struct curl_slist *nl = curl_slist_append(t->req_headers, "Expect:");
+    if (nl == NULL) luaL_error(L, "agentruns: out of memory");
+    t->req_headers = nl;
+  } else if (empty_post && !has_content_type(t->req_headers)) {
+    /* an empty POST body is sent as "" and curl would call it a form */
+    struct curl_slist *nl = curl_slist_append(t->req_headers, "Content-Type:");
     if (nl == NULL) luaL_error(L, "agentruns: out of memory");
     t->req_headers = nl;
   }
@@ -590,7 +602,7 @@ static int session_request(lua_State *L) {
 
   t->max_body = (size_t)max_body;
   t->idle_timeout = opt_seconds(L, 1, "idle_timeout");
-  set_headers(L, t, body != NULL);
+  set_headers(L, t, body != NULL, body == NULL && strcmp(method, "POST") == 0);
   t->easy = e = curl_easy_init();
   if (e == NULL) return luaL_error(L, "agentruns: cannot create a curl handle");
 

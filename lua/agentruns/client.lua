@@ -229,11 +229,17 @@ function M.build(client, ep, path_values, params, opts)
   if auth_query then
     for _, kv in ipairs(auth_query) do query[#query + 1] = kv end
   end
-  if opts.headers then
+  if opts.headers then -- a per-call header replaces the client's own of the same name
     local names = {}
     for n in pairs(opts.headers) do names[#names + 1] = n end
     table.sort(names)
-    for _, n in ipairs(names) do headers[#headers + 1] = n .. ": " .. opts.headers[n] end
+    for _, n in ipairs(names) do
+      local lname = n:lower()
+      for i = #headers, 1, -1 do
+        if headers[i]:match("^[^:]+"):lower() == lname then table.remove(headers, i) end
+      end
+      headers[#headers + 1] = n .. ": " .. opts.headers[n]
+    end
   end
   local full = client.base_url .. path
   if #query > 0 then full = full .. "?" .. url.query(query) end

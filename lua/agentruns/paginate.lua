@@ -140,14 +140,14 @@ function M.each(client, ep, ...)
   opts = copy(opts)
   if opts.max_items ~= nil and (type(opts.max_items) ~= "number" or opts.max_items < 0) then
     self.err = errors.invalid_argument("max_items", "must be a non-negative number")
-    return self
+    return self, nil, nil, self
   end
   self.max_items = opts.max_items
   opts.max_items = nil
   self.opts = opts
   if params ~= nil and type(params) ~= "table" then
     self.err = errors.invalid_argument("query", "must be a table, got " .. type(params))
-    return self
+    return self, nil, nil, self
   end
   params = copy(params)
   if spec.style == "offset" then
@@ -160,7 +160,8 @@ function M.each(client, ep, ...)
   self.params = params
   fetch(self)
   if self.call.err then self.err = self.call.err end
-  return self
+  -- also the closing value of a Lua 5.4 for loop: leaving the loop cancels the prefetch
+  return self, nil, nil, self
 end
 
 return M

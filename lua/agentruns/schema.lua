@@ -87,17 +87,22 @@ function M.integer(min, max)
   }
 end
 
---- A number, optionally bounded below.
+--- A finite number, optionally bounded below.
 function M.number(min)
   return define {
     name = "number",
     check = function(v)
-      if type(v) ~= "number" or v ~= v or (min and v < min) then
+      if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge or (min and v < min) then
         return nil, "must be a number" .. (min and (" of at least " .. min) or "") .. ", got " .. show(v)
       end
       return true
     end,
-    to_query = function(v) return v % 1 == 0 and string.format("%d", v) or string.format("%.17g", v) end,
+    to_query = function(v)
+      if v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53 then return string.format("%d", v) end
+      local s = string.format("%.14g", v)
+      if tonumber(s) ~= v then s = string.format("%.17g", v) end
+      return s
+    end,
   }
 end
 
@@ -133,8 +138,9 @@ M.datetime = define {
 M.object = define {
   name = "object",
   check = function(v)
-    if type(v) ~= "table" or getmetatable(v) == json.array_mt then
-      return nil, "must be a table (a JSON object), got " .. type(v)
+    if type(v) ~= "table" then return nil, "must be a table (a JSON object), got " .. type(v) end
+    if getmetatable(v) == json.array_mt or v[1] ~= nil then
+      return nil, "must be a table (a JSON object), got an array"
     end
     return true
   end,

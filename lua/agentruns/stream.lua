@@ -225,7 +225,8 @@ end
 Stream.__close = Stream.close
 Stream.__gc = Stream.close
 
---- Open the stream endpoint `ep` with a method's arguments.
+--- Open the stream endpoint `ep` with a method's arguments. Returns the Stream
+--- four times over as the generic-for triple plus closing value.
 function M.open(client, ep, ...)
   local n = #ep.path_names
   local path_values = {}
@@ -238,15 +239,18 @@ function M.open(client, ep, ...)
   local req, err = client_mod.build(client, ep, path_values, params, opts)
   if not req then
     self.err = err
-    return self
+    return self, nil, nil, self
   end
   opts = opts or {}
   self.req = req
   self.event_timeout = opts.event_timeout
   self.max_reconnects = opts.max_reconnects or self.max_reconnects
   self.resume_id = opts.last_event_id
+  -- events up to a given last_event_id count as seen, should the server replay them
+  if self.resume_id and self.resume_id:match("^%d+$") then self.max_numeric = tonumber(self.resume_id) end
   self.parser = core.sse_parser { max_event_size = opts.max_event_size or client.max_event_size }
-  return self
+  -- the object itself is also the closing value of a Lua 5.4 for loop: leaving the loop closes it
+  return self, nil, nil, self
 end
 
 return M
