@@ -18,6 +18,14 @@ local T = require "agentruns.schema"
 local RUN_STATUSES = { "scheduled", "running", "completed", "canceled", "failed" }
 local SORT = T.enum { "asc", "desc" }
 
+-- GET /runs: `use_case_id` is required, and its documented default "" means every use case.
+local USE_CASE_OR_ALL = setmetatable({
+  check = function(v)
+    if v == "" then return true end
+    return T.uuid.check(v)
+  end,
+}, { __index = T.uuid })
+
 local provider = {
   name = "happyrobot",
   default_base_url = "https://platform.happyrobot.ai",
@@ -50,7 +58,7 @@ provider.endpoints = {
   list_runs = {
     method = "GET", path = "/api/v1/runs",
     query = {
-      use_case_id = T.required(T.uuid),
+      use_case_id = T.required(USE_CASE_OR_ALL), -- "" lists the runs of every use case
       limit = T.integer(1, 5000),
       offset = T.integer(0),
       status = T.enum(RUN_STATUSES),

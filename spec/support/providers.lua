@@ -1,0 +1,155 @@
+--[[
+Helpers shared by the provider specs (toolregistry, happyrobot, humm, wire).
+
+  local support = require "spec.support.providers"
+  local ctl = support.control(sb)     -- sb from spec.support.sandbox
+  ctl.requests()                      -- what clients sent, oldest first (GET /_sandbox/requests)
+  ctl.clear()                         -- DELETE /_sandbox/requests
+  ctl.fixtures(), ctl.stats(), ctl.reset(), ctl.close()
+  support.eventually(fn, seconds)     -- bounded polling
+  it("refuses ...", support.refusal_test(case, function() return ctl end))  -- nothing sent
+
+The control routes are read over a core session of their own and decoded with a private
+lua-cjson, so what a spec checks never passes through the clients it checks.
+]]
+local cjson = require("cjson").new()
+local core = require "agentruns.core"
+
+local M = {}
+
+local TIMEOUT = 10
+
+--- The sandbox's control routes, for the sandbox `sb`.
+function M.control(sb)
+  local session = core.session()
+  local ctl = {}
+
+  -- One control request; raises unless it answers `expect`.
+  local function call(method, path, expect)
+    local t = session:request { url = sb.url .. path, method = method, timeout = TIMEOUT }
+    local res, err = t:wait()
+    t:close()
+    assert(res, err and tostring(err))
+    assert(res.status == expect, method .. " " .. path .. " answered " .. res.status .. ": " .. res.body)
+    if res.body == "" then return nil end
+    return cjson.decode(res.body)
+  end
+
+  --- Every request recorded since the last clear, oldest first.
+  function ctl.requests(query)
+    return call("GET", "/_sandbox/requests" .. (query or ""), 200).requests
+  end
+
+  function ctl.clear()
+    call("DELETE", "/_sandbox/requests", 204)
+  end
+
+  function ctl.fixtures()
+    return call("GET", "/_sandbox/fixtures", 200)
+  end
+
+  --- {in_flight, max_in_flight, requests} (GET /_sandbox/stats).
+  function ctl.stats()
+    return call("GET", "/_sandbox/stats", 200)
+  end
+
+  --- Re-seed every API (created objects gone, ids as at start).
+  function ctl.reset()
+    call("POST", "/_sandbox/reset", 200)
+  end
+
+  function ctl.close()
+    session:close()
+  end
+
+  return ctl
+end
+
+--- Polls `fn` every 20 ms until it returns a true value or `seconds` pass; returns that value or nil.
+function M.eventually(fn, seconds)
+  local deadline = core.now() + (seconds or 5)
+  repeat
+    local v = fn()
+    if v then return v end
+    core.sleep(0.02)
+  until core.now() > deadline
+  return nil
+end
+
+--- The keys of table `t`, sorted.
+function M.keys_of(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = tostring(k) end
+  table.sort(out)
+  return out
+end
+
+--- A sorted copy of the array `list`.
+function M.sorted(list)
+  local out = {}
+  for i, v in ipairs(list) do out[i] = v end
+  table.sort(out)
+  return out
+end
+
+--- `field` of every item of `list`.
+function M.pluck(list, field)
+  local out = {}
+  for i, item in ipairs(list) do out[i] = item[field] end
+  return out
+end
+
+--- How many times each value occurs in `list`, as { value = count }.
+function M.counts(list)
+  local out = {}
+  for _, v in ipairs(list) do out[v] = (out[v] or 0) + 1 end
+  return out
+end
+
+--- True when no value occurs twice in `list`.
+function M.distinct(list)
+  for _, n in pairs(M.counts(list)) do
+    if n > 1 then return false end
+  end
+  return true
+end
+
+--[[
+Every item an iterator (an `each_*` iterator or an event stream) gives, through its `next`
+method: the items and the error that ended it, if any. Bounded by `limit` items (default 10000).
+]]
+function M.drain(it, limit)
+  local items = {}
+  for _ = 1, limit or 10000 do
+    local item, err = it:next()
+    if err then return items, err end
+    if item == nil then return items end
+    items[#items + 1] = item
+  end
+  error("the iterator did not end within " .. (limit or 10000) .. " items")
+end
+
+--- An HTTP error as specs compare it: { kind, status, message, code, retryable }.
+function M.http_error(err)
+  return { err.kind, err.status, err.message, err.code, err.retryable }
+end
+
+--[[
+The body of a table-driven argument-error test. `case` is { description, call, argument,
+message }: the call must return nil and an invalid_argument error naming `argument` with exactly
+`message`, and the sandbox (`control()` gives the spec's control object when the test runs) must
+have recorded no request.
+]]
+function M.refusal_test(case, control)
+  local check = require "luassert"
+  return function()
+    local res, err = case[2]()
+    check.is_nil(res)
+    check.same({ "invalid_argument", case[3], case[4], false },
+               { err.kind, err.argument, err.message, err.retryable })
+    check.equal("invalid_argument: " .. case[4], tostring(err))
+    check.same({}, control().requests())
+  end
+end
+
+return M
