@@ -60,6 +60,7 @@ build = {
     ["agentruns.toolregistry"] = "lua/agentruns/toolregistry.lua",
     ["agentruns.transport"] = "lua/agentruns/transport/init.lua",
     ["agentruns.transport.curl"] = "lua/agentruns/transport/curl.lua",
+    ["agentruns.transport.ngx"] = "lua/agentruns/transport/ngx.lua",
     ["agentruns.url"] = "lua/agentruns/url.lua",
   },
   install = {

@@ -11,16 +11,15 @@ local curl = require "agentruns.transport.curl"
 
 local M = {}
 
-local ngx_transport -- loaded on first use inside nginx
+local ngx_transport -- loaded on first use inside nginx; false when it cannot load
 local function in_cosocket_phase()
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or not ngx.socket or not ngx.get_phase then return false end
-  if not ngx_transport then
+  if ngx_transport == nil then
     local ok, mod = pcall(require, "agentruns.transport.ngx")
-    if not ok then return false end
-    ngx_transport = mod
+    ngx_transport = ok and mod or false
   end
-  return ngx_transport.available()
+  return ngx_transport and ngx_transport.available()
 end
 
 local Auto = {}
