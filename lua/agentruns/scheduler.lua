@@ -111,9 +111,48 @@ function M.step(max_wait)
   return true
 end
 
+-- Inside nginx, tasks are nginx light threads: nginx itself drives them, and
+-- the cosocket transport yields to it. A Task then wraps the thread.
+local NgxTask = {}
+NgxTask.__index = NgxTask
+NgxTask.__name = "agentruns.Task"
+
+function NgxTask:done()
+  return self.finished == true
+end
+
+function NgxTask:join()
+  if not self.result then
+    local out = pack(rawget(_G, "ngx").thread.wait(self.thread))
+    if out[1] then
+      self.result = pack(unpack(out, 2, out.n))
+    else
+      self.result = { n = 2, nil, out[2] }
+    end
+    self.finished = true
+  end
+  return unpack(self.result, 1, self.result.n)
+end
+
+local function in_nginx()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) ~= "table" or type(ngx.thread) ~= "table" or not ngx.get_phase then return false end
+  local ok, ngx_transport = pcall(require, "agentruns.transport.ngx")
+  return ok and ngx_transport.available()
+end
+
 --- Start fn(...) as a task; it runs until its first wait right away.
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("agentruns.spawn: fn must be a function", 2) end
+  if in_nginx() then
+    local task = setmetatable({}, NgxTask)
+    task.thread = rawget(_G, "ngx").thread.spawn(function(...)
+      local out = pack(fn(...))
+      task.finished = true
+      return unpack(out, 1, out.n)
+    end, ...)
+    return task
+  end
   local task = setmetatable({ args = pack(...) }, Task)
   task.co = coroutine.create(function(...)
     task.result = pack(fn(...))
@@ -160,7 +199,7 @@ function M.gather(fns)
     task:join()
     results[i] = task.result
   end
-  return results
+  return results -- each { n =, values... }
 end
 
 --- Sleep: yields inside a task, blocks (while driving the tasks) outside.
