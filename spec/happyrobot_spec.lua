@@ -53,10 +53,7 @@ describe("agentruns.happyrobot", function()
   end
 
   local function new_client(opts)
-    local o = { api_key = sb.keys.happyrobot.api_key, organization_id = sb.keys.happyrobot.organization_id,
-                base_url = sb.url .. "/happyrobot/api/v1", timeout = 10 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return agentruns.happyrobot.new(o)
+    return support.client(sb, "happyrobot", opts)
   end
 
   -- Every run of use case `uc` in the API's default order (newest first), in one call.

@@ -34,10 +34,7 @@ describe("agentruns.humm", function()
   end
 
   local function new_client(opts)
-    local o = { api_key = sb.keys.humm.api_key, organization_id = sb.keys.humm.organization_id,
-                base_url = sb.url .. "/humm", timeout = 10 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return agentruns.humm.new(o)
+    return support.client(sb, "humm", opts)
   end
 
   -- Asserts that `t` holds at least the fields `names`.

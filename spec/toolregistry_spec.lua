@@ -33,9 +33,7 @@ describe("agentruns.toolregistry", function()
   end
 
   local function new_client(opts)
-    local o = { api_key = sb.keys.toolregistry.api_key, base_url = sb.url .. "/toolregistry", timeout = 10 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return agentruns.toolregistry.new(o)
+    return support.client(sb, "toolregistry", opts)
   end
 
   -- Integration ids of the seeded data, by name.

@@ -6,6 +6,7 @@ Helpers shared by the provider specs (toolregistry, happyrobot, humm, wire).
   ctl.requests()                      -- what clients sent, oldest first (GET /_sandbox/requests)
   ctl.clear()                         -- DELETE /_sandbox/requests
   ctl.fixtures(), ctl.stats(), ctl.reset(), ctl.close()
+  support.client(sb, "humm", opts)    -- a client of the sandbox with its keys, opts on top
   support.eventually(fn, seconds)     -- bounded polling
   it("refuses ...", support.refusal_test(case, function() return ctl end))  -- nothing sent
 
@@ -18,6 +19,18 @@ local core = require "agentruns.core"
 local M = {}
 
 local TIMEOUT = 10
+
+-- Where each provider lives in the sandbox.
+local BASE = { toolregistry = "/toolregistry", happyrobot = "/happyrobot/api/v1", humm = "/humm" }
+
+--- A client of provider `name` for the sandbox `sb`, with its keys; `opts` override.
+function M.client(sb, name, opts)
+  local keys = sb.keys[name]
+  local o = { api_key = keys.api_key, organization_id = keys.organization_id, base_url = sb.url .. BASE[name],
+              timeout = TIMEOUT }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return require("agentruns")[name].new(o)
+end
 
 --- The sandbox's control routes, for the sandbox `sb`.
 function M.control(sb)
