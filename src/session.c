@@ -274,6 +274,15 @@ static int expire_idle(agr_session *s, double now, double *next_deadline) {
   return done;
 }
 
+/* Events parsed but not yet taken, over the session's streaming transfers. */
+static size_t events_waiting(const agr_session *s) {
+  const agr_transfer *t;
+  size_t n = 0;
+  for (t = s->head; t != NULL; t = t->next)
+    if (t->parser) n += t->parser->batch.n;
+  return n;
+}
+
 /* ---- Session --------------------------------------------------------------- */
 
 static agr_session *check_session(lua_State *L, int idx) {
@@ -336,6 +345,7 @@ static int session_perform(lua_State *L) {
   agr_session *s = check_session(L, 1);
   double wait = luaL_optnumber(L, 2, 0), now, deadline;
   int running = 0, done;
+  size_t events;
   CURLMcode mc;
   luaL_argcheck(L, wait >= 0 && wait == wait, 2, "wait must be a non-negative number");
   if (s->callbacks) { /* the host loop waits; here only the due work is done */
@@ -347,13 +357,17 @@ static int session_perform(lua_State *L) {
     lua_pushinteger(L, s->attached);
     return 1;
   }
+  events = events_waiting(s);
   mc = curl_multi_perform(s->multi, &running);
   if (mc != CURLM_OK) return luaL_error(L, "curl_multi_perform: %s", curl_multi_strerror(mc));
   done = collect_done(s);
   now = now_seconds();
   deadline = now + wait;
   done += expire_idle(s, now, &deadline);
-  if (done == 0 && wait > 0) { /* with nothing attached this just waits */
+  /* Do not wait when this round finished a transfer or parsed new events:
+     the caller has work, and a stream paused for its unread events has no
+     socket that would end the wait. With nothing attached this just waits. */
+  if (done == 0 && wait > 0 && events_waiting(s) == events) {
     double ms = ceil((deadline - now) * 1000.0);
     if (ms < 0) ms = 0;
     if (ms > 3600000) ms = 3600000;

@@ -2,7 +2,8 @@
  * sse.c -- Server-Sent Events parser (WHATWG HTML, "event stream
  * interpretation").
  *
- * How it works: sse_feed scans each chunk for line ends (CR, LF or CRLF).
+ * How it works: sse_feed scans each chunk for line ends (CR, LF or CRLF)
+ * with memchr.
  * A line found whole inside the chunk is interpreted in place, without a
  * copy; only the unfinished tail of a chunk is kept in p->line, so the work
  * done is linear in the input however it is split. A CR that ends a chunk
@@ -190,18 +191,9 @@ static int finish_buffered_line(sse_parser *p, const char *s, size_t n) {
   return rc;
 }
 
-/* Find the first CR or LF in s[0..n); returns n when there is none. */
-static size_t find_eol(const char *s, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    char c = s[i];
-    if (c == '\n' || c == '\r') break;
-  }
-  return i;
-}
-
 int sse_feed(sse_parser *p, const char *bytes, size_t n) {
-  size_t i = 0;
+  size_t i = 0, lf = 0;
+  int lf_known = 0; /* lf: where the next LF at or after i is (n: none) */
   int rc;
   if (p->error) return p->error;
   while (p->bom < 3 && i < n) {
@@ -222,7 +214,18 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
     if (bytes[i] == '\n') i++;
   }
   while (i < n) {
-    size_t eol = i + find_eol(bytes + i, n - i);
+    /* The next line end is the first CR before the next LF, else that LF.
+       memchr finds both fast; the LF position is reused until passed, so a
+       stream of CR-only line ends is still scanned once. */
+    size_t eol;
+    const char *cr;
+    if (!lf_known || lf < i) {
+      const char *q = memchr(bytes + i, '\n', n - i);
+      lf = q ? (size_t)(q - bytes) : n;
+      lf_known = 1;
+    }
+    cr = memchr(bytes + i, '\r', lf - i);
+    eol = cr ? (size_t)(cr - bytes) : lf;
     if (eol == n) { /* unfinished line: keep it for the next chunk */
       if (p->line.len > p->max_event_size || n - i > p->max_event_size - p->line.len) {
         rc = SSE_ETOOBIG;
