@@ -1,0 +1,270 @@
+-- report.lua -- turns the records the benchmark programs print into tables.
+--
+--   lua5.4 bench/report.lua SECTION [FILE]      (FILE: the records, default standard input)
+--
+-- SECTION is sse, requests, gather, memory or neovim. Every figure is the median of the runs
+-- with the min-max beside it; ratios compare medians. Under each table a line restates the
+-- goal and says whether these figures meet it. Nothing here fails on time: it only prints.
+local section, path = arg[1], arg[2]
+assert(section, "usage: report.lua sse|requests|gather|memory|neovim [FILE]")
+
+local MB = 1024 * 1024
+
+local function split(line, sep)
+  local out = {}
+  for field in (line .. sep):gmatch("(.-)" .. sep) do out[#out + 1] = field end
+  return out
+end
+
+local function numbers(list)
+  local out = {}
+  for _, s in ipairs(split(list, ",")) do out[#out + 1] = tonumber(s) end
+  return out
+end
+
+local function median(values)
+  local sorted = {}
+  for i, v in ipairs(values) do sorted[i] = v end
+  table.sort(sorted)
+  local n = #sorted
+  if n % 2 == 1 then return sorted[(n + 1) / 2] end
+  return (sorted[n / 2] + sorted[n / 2 + 1]) / 2
+end
+
+local function min_max(values)
+  local lo, hi = math.huge, -math.huge
+  for _, v in ipairs(values) do
+    if v < lo then lo = v end
+    if v > hi then hi = v end
+  end
+  return lo, hi
+end
+
+-- "median (min-max)" of values, each shown with fmt; unit follows the median.
+local function spread(values, fmt, unit)
+  local lo, hi = min_max(values)
+  return string.format(fmt .. "%s (" .. fmt .. "-" .. fmt .. ")", median(values), unit or "", lo, hi)
+end
+
+local function map(values, fn)
+  local out = {}
+  for i, v in ipairs(values) do out[i] = fn(v) end
+  return out
+end
+
+-- Rows of a table: pad each column to its widest cell.
+local function print_table(header, rows)
+  local widths = {}
+  for _, row in ipairs({ header, table.unpack(rows) }) do
+    for i, cell in ipairs(row) do
+      if not widths[i] or #cell > widths[i] then widths[i] = #cell end
+    end
+  end
+  for r, row in ipairs({ header, table.unpack(rows) }) do
+    local cells = {}
+    for i, cell in ipairs(row) do
+      cells[i] = i == #row and cell or cell .. string.rep(" ", widths[i] - #cell)
+    end
+    print(table.concat(cells, "  "))
+    if r == 1 then
+      local rule = {}
+      for i = 1, #header do rule[i] = string.rep("-", widths[i]) end
+      print(table.concat(rule, "  "))
+    end
+  end
+end
+
+local records = {}
+local input = path and assert(io.open(path)) or io.stdin
+for line in input:lines() do
+  local fields = split(line, "\t")
+  if fields[1] == section or (section == "requests" and fields[1] == "request")
+    or (section == "neovim" and fields[1] == "nvim") or (section == "sse" and fields[1] == "linear") then
+    records[#records + 1] = fields
+  end
+end
+if input ~= io.stdin then input:close() end
+
+local function verdict(ok) return ok and "met" or "NOT met" end
+
+local report = {}
+
+function report.sse()
+  local corpora, order, linear = {}, {}, {}
+  for _, r in ipairs(records) do
+    if r[1] == "sse" then
+      local name = r[2]
+      if not corpora[name] then
+        corpora[name] = {}
+        order[#order + 1] = name
+      end
+      table.insert(corpora[name], { parser = r[3], runtime = r[4], bytes = tonumber(r[5]),
+                                    events = tonumber(r[6]), times = numbers(r[7]) })
+    elseif r[1] == "linear" then
+      linear[#linear + 1] = r
+    end
+  end
+  local rows, worst = {}, nil
+  for _, name in ipairs(order) do
+    local list = corpora[name]
+    -- eventsource-parser first, then agentruns.core, then the pure-Lua parser
+    local rank = function(e)
+      if e.parser:find("^eventsource") then return 1 end
+      if e.parser:find("^agentruns") then return 2 end
+      return 3
+    end
+    table.sort(list, function(a, b)
+      if rank(a) ~= rank(b) then return rank(a) < rank(b) end
+      return a.runtime < b.runtime
+    end)
+    local base
+    for _, e in ipairs(list) do
+      if rank(e) == 1 then base = e.events / median(e.times) end
+    end
+    local scale = (function()
+      local m = list[1].events / median(list[1].times)
+      if m >= 1e6 then return 1e6, "M" elseif m >= 1e3 then return 1e3, "k" end
+      return 1, ""
+    end)
+    local div, unit = scale()
+    for i, e in ipairs(list) do
+      local eps = map(e.times, function(t) return e.events / t / div end)
+      local mbs = map(e.times, function(t) return e.bytes / MB / t end)
+      local ratio = base and (e.events / median(e.times)) / base
+      rows[#rows + 1] = { i == 1 and string.format("%s (%.1f MB, %d events)", name, e.bytes / MB, e.events) or "",
+                          e.parser, e.runtime, spread(eps, "%.2f", unit), spread(mbs, "%.0f"),
+                          ratio and string.format("%.2fx", ratio) or "-" }
+      if rank(e) == 2 and ratio and (not worst or ratio < worst.ratio) then
+        worst = { ratio = ratio, corpus = name, runtime = e.runtime }
+      end
+    end
+  end
+  print_table({ "corpus", "parser", "runtime", "events/s", "MB/s", "events/s vs eventsource-parser" }, rows)
+  if worst then
+    print(string.format("goal: agentruns.core >= 1.00x eventsource-parser's events/s on every corpus, both " ..
+                        "interpreters -- %s (lowest %.2fx: %s, %s)", verdict(worst.ratio >= 1), worst.ratio,
+                        worst.corpus, worst.runtime))
+  end
+  if #linear > 0 then
+    print()
+    print("one 8 MB event fed whole vs in 8193 feeds of 1 KB (median of 3; a ratio near 1 = linear buffering)")
+    local lrows = {}
+    for _, r in ipairs(linear) do
+      local whole, chunked = tonumber(r[4]), tonumber(r[5])
+      lrows[#lrows + 1] = { r[2], r[3], string.format("%.1f ms", whole * 1e3), string.format("%.1f ms", chunked * 1e3),
+                            string.format("%.2f", chunked / whole) }
+    end
+    print_table({ "parser", "runtime", "whole", "1 KB chunks", "ratio" }, lrows)
+  end
+end
+
+function report.requests()
+  -- request  label  runtime  wall_us,...  cpu_us,...
+  local base_wall, base_cpu
+  for _, r in ipairs(records) do
+    if r[3] == "C" then base_wall, base_cpu = median(numbers(r[4])), median(numbers(r[5] or "")) end
+  end
+  local function order(r)
+    if r[3] == "C" then return 0 end
+    return median(numbers(r[4]))
+  end
+  table.sort(records, function(a, b) return order(a) < order(b) end)
+  local rows, goal_ok, worst = {}, true, nil
+  for _, r in ipairs(records) do
+    local wall, cpu = numbers(r[4]), numbers(r[5] or "")
+    local ratio = base_wall and median(wall) / base_wall
+    local has_cpu = #cpu > 0
+    rows[#rows + 1] = { r[2], r[3], spread(wall, "%.1f"), ratio and string.format("%.2fx", ratio) or "-",
+                        has_cpu and spread(cpu, "%.1f") or "-",
+                        has_cpu and base_cpu and string.format("%.2fx", median(cpu) / base_cpu) or "-" }
+    if r[2] == "agentruns get_run" and ratio then
+      if ratio > 1.3 then goal_ok = false end
+      if not worst or ratio > worst.ratio then worst = { ratio = ratio, runtime = r[3] } end
+    end
+  end
+  print_table({ "client", "runtime", "wall us/request", "vs C loop", "client CPU us/request", "vs C loop" }, rows)
+  if worst then
+    print(string.format("goal: agentruns get_run (JSON decode included) within 1.3x of the C loop -- %s " ..
+                        "(highest %.2fx, %s)", verdict(goal_ok), worst.ratio, worst.runtime))
+  end
+end
+
+function report.gather()
+  local groups, order = {}, {}
+  for _, r in ipairs(records) do
+    local key = r[2] .. "\0" .. r[3]
+    if not groups[key] then
+      groups[key] = { server = r[2], runtime = r[3] }
+      order[#order + 1] = key
+    end
+    groups[key][r[4]] = numbers(r[6])
+    groups[key].calls = tonumber(r[5]) > 1 and tonumber(r[5]) or groups[key].calls
+  end
+  local rows, goal_ok, worst = {}, true, nil
+  for _, key in ipairs(order) do
+    local g = groups[key]
+    local one = g.one and median(g.one)
+    local function ratio(list) return one and list and string.format("%.2fx", median(list) / one) or "-" end
+    rows[#rows + 1] = { g.server, g.runtime, g.one and spread(g.one, "%.3f") or "-",
+                        g.gathered and spread(g.gathered, "%.3f") or "-", ratio(g.gathered),
+                        g.sequential and spread(g.sequential, "%.2f") or "-", ratio(g.sequential) }
+    if one and g.gathered then
+      local r = median(g.gathered) / one
+      if r > 1.25 then goal_ok = false end
+      if not worst or r > worst.ratio then worst = { ratio = r, server = g.server, runtime = g.runtime } end
+    end
+  end
+  print_table({ "server", "runtime", "one call s", "50 gathered s", "vs one", "50 sequential s", "vs one" }, rows)
+  if worst then
+    print(string.format("goal: 50 calls gathered within 1.25x of one call -- %s (highest %.2fx: %s, %s)",
+                        verdict(goal_ok), worst.ratio, worst.server, worst.runtime))
+  end
+end
+
+function report.memory()
+  -- memory  what  runtime  size  baseline_kb  peak_kb  items  seconds  data_bytes  complete|stopped
+  local rows = {}
+  local goal_ok, any_stopped, worst = true, false, 0
+  for _, r in ipairs(records) do
+    local baseline, peak = tonumber(r[5]) / 1024, tonumber(r[6]) / 1024
+    local items, seconds, data_mb = tonumber(r[7]), tonumber(r[8]), tonumber(r[9]) / MB
+    local stream = r[2] == "stream_events"
+    local growth = peak - baseline
+    local complete = r[10] == "complete"
+    if not complete then any_stopped = true end
+    if growth >= 16 then goal_ok = false end
+    if growth > worst then worst = growth end
+    rows[#rows + 1] = { r[2], r[3], r[4], complete and r[7] or (r[7] .. " (stopped)"),
+                        stream and string.format("%.0f", data_mb) or "-", string.format("%.2f", seconds),
+                        string.format("%.0f", items / seconds),
+                        stream and string.format("%.1f", data_mb / seconds) or "-",
+                        string.format("%.1f", baseline), string.format("%.1f", peak), string.format("%.1f", growth) }
+  end
+  print_table({ "walk", "runtime", "size", "items", "data MB", "seconds", "items/s", "data MB/s", "RSS before MB",
+                "peak RSS MB", "growth MB" }, rows)
+  if any_stopped then
+    print("(stopped): the walk hit its time limit before its end; the row shows what it had received by then")
+  end
+  if #rows > 0 then
+    print(string.format("goal: growth < 16 MB, independent of size -- %s (largest growth %.1f MB%s)",
+                        verdict(goal_ok and not any_stopped), worst,
+                        any_stopped and "; not every walk reached its size, so size independence is not shown" or ""))
+  end
+end
+
+function report.neovim()
+  local gaps, ticks, secs, ok = {}, {}, {}, true
+  for i, r in ipairs(records) do
+    gaps[i], ticks[i], secs[i] = tonumber(r[2]), tonumber(r[3]), tonumber(r[4])
+    if r[7] ~= "true" then ok = false end
+  end
+  if #gaps == 0 then return end
+  print_table({ "runs", "max timer gap ms", "ticks", "seconds", "all finished" },
+              { { tostring(#gaps), spread(gaps, "%.1f"), spread(ticks, "%d"), spread(secs, "%.2f"), tostring(ok) } })
+  print(string.format("(a 50 ms uv timer; spec/neovim_spec.lua requires the gap to stay under 100 ms -- %s)",
+                      verdict(median(gaps) < 100 and ok)))
+end
+
+local fn = report[section]
+if not fn then error("unknown section " .. section) end
+fn()
