@@ -151,9 +151,12 @@ function Stream:next()
       if ev.event ~= self.keepalive and not seen(self, ev.id) then
         self.delivered_since_connect = true
         self.last_event_at = runtime.now()
-        local data = json.decode(ev.data)
-        if data == nil then data = ev.data end
-        local out = { id = ev.id, event = ev.event, data = data, raw = ev.data }
+        -- the parser's table becomes the event: data decoded, the text kept as raw
+        local raw = ev.data
+        local data = json.decode(raw)
+        if data == nil then data = raw end
+        ev.data, ev.raw = data, raw
+        local out = ev
         if self.terminal[ev.event] then
           self.finished = true
           self:close()
