@@ -361,7 +361,9 @@ function humm.new(context)
     end
     local subscribers = body.subscriber_user_ids
     if subscribers ~= nil and subscribers ~= null then
-      if type(subscribers) ~= "table" then
+      -- a JSON object decodes to a table too: one with keys but no item 1 is not a list
+      -- (an empty object and an empty list cannot be told apart once decoded)
+      if type(subscribers) ~= "table" or (next(subscribers) ~= nil and subscribers[1] == nil) then
         errors[#errors + 1] = { "list_type", { "body", "subscriber_user_ids" }, "Input should be a valid list",
           subscribers }
       else
