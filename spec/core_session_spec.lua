@@ -244,6 +244,37 @@ describe("agentruns.core session", function()
                        "bad argument #1 to 'request' (stream must be an SSE parser)")
     end)
 
+    it("refuses a body on GET and HEAD", function()
+      for _, m in ipairs { "GET", "HEAD" } do
+        assert.has_error(function() s:request { url = srv.url, method = m, body = "x" } end,
+                         "bad argument #1 to 'request' (a " .. m .. " request has no body)")
+      end
+    end)
+
+    it("refuses a parser that a running transfer already feeds", function()
+      local p = core.sse_parser()
+      local t = s:request { url = srv.url .. "/sse-keepalive", stream = p }
+      assert.has_error(function() s:request { url = srv.url .. "/sse/1", stream = p } end,
+                       "bad argument #1 to 'request' (the parser is in use by a running transfer)")
+      assert.has_error(function() p:feed("data: x\n\n") end)
+      t:close()
+      assert.same({ { event = "message", data = "x" } }, p:feed("data: x\n\n"))
+    end)
+
+    it("keeps the two ways of driving a session apart", function()
+      local s2 = core.session()
+      assert.has_error(function() s2:socket_action() end, "socket_action() needs use_callbacks() first")
+      local t = s2:request { url = srv.url .. "/slow/0.2" }
+      assert.has_error(function() s2:use_callbacks() end,
+                       "use_callbacks() must come before the session's first transfer")
+      t:close()
+      s2:use_callbacks()
+      local t2 = s2:request { url = srv.url .. "/echo" }
+      assert.has_error(function() t2:wait() end,
+                       "wait() cannot drive a session that a host event loop drives (use_callbacks)")
+      s2:close()
+    end)
+
     it("refuses result() before the transfer is done", function()
       local t = s:request { url = srv.url .. "/slow/0.2" }
       assert.has_error(function() t:result() end, "transfer is still running")

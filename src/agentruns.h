@@ -36,6 +36,7 @@ typedef struct agr_batch {
 typedef struct agr_parser {
   sse_parser p;
   agr_batch batch;
+  int owned;        /* a running transfer feeds this parser */
 } agr_parser;
 
 /* lsse.c */

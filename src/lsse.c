@@ -142,9 +142,16 @@ static int parser_new(lua_State *L) {
   return 1;
 }
 
+/* A parser a running transfer feeds must not be fed or reset by hand. */
+static agr_parser *check_free_parser(lua_State *L, int idx) {
+  agr_parser *ps = agr_checkparser(L, idx);
+  if (ps->owned) luaL_argerror(L, idx, "parser is in use by a running transfer");
+  return ps;
+}
+
 /* parser:feed(bytes) -> events | nil, err */
 static int parser_feed(lua_State *L) {
-  agr_parser *ps = agr_checkparser(L, 1);
+  agr_parser *ps = check_free_parser(L, 1);
   size_t n;
   const char *s = luaL_checklstring(L, 2, &n);
   int rc = agr_parser_feed(ps, s, n);
@@ -185,7 +192,7 @@ static int parser_retry(lua_State *L) {
 
 /* parser:reset() -- a new connection begins; keeps last_event_id and retry. */
 static int parser_reset(lua_State *L) {
-  agr_parser *ps = agr_checkparser(L, 1);
+  agr_parser *ps = check_free_parser(L, 1);
   sse_reset(&ps->p);
   ps->batch.n = 0;
   ps->batch.arena.len = 0;

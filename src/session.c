@@ -26,6 +26,7 @@
  * closing it detaches them first; a transfer's close is idempotent and serves
  * close, __gc and __close.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,7 @@ static void unlink_transfer(agr_transfer *t) {
   t->prev = t->next = NULL;
   t->session = NULL;
   s->attached--;
+  if (t->parser) t->parser->owned = 0;
 }
 
 /* Mark t finished (curl code or our own failure) and detach it. */
@@ -392,6 +394,8 @@ static int session_perform(lua_State *L) {
 static int session_use_callbacks(lua_State *L) {
   agr_session *s = check_session(L, 1);
   if (!s->callbacks) {
+    if (s->attached > 0)
+      return luaL_error(L, "use_callbacks() must come before the session's first transfer");
     s->callbacks = 1;
     s->timer_ms = -1;
     curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
@@ -413,6 +417,7 @@ static int session_socket_action(lua_State *L) {
   int mask = 0, running = 0;
   double deadline = HUGE_VAL;
   CURLMcode mc;
+  if (!s->callbacks) return luaL_error(L, "socket_action() needs use_callbacks() first");
   if (!lua_isnoneornil(L, 2)) {
     fd = (curl_socket_t)luaL_checkinteger(L, 2);
     if (lua_type(L, 3) == LUA_TSTRING) {
@@ -491,6 +496,12 @@ static double opt_seconds(lua_State *L, int idx, const char *field) {
   }
   lua_pop(L, 1);
   return v;
+}
+
+/* Seconds as whole milliseconds, clamped to what a long holds. */
+static long ms_long(double seconds) {
+  double ms = ceil(seconds * 1000);
+  return ms >= (double)LONG_MAX ? LONG_MAX : (long)ms;
 }
 
 /* Method names are upper-case tokens: GET, POST, PUT, DELETE, ... */
@@ -585,6 +596,8 @@ static int session_request(lua_State *L) {
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TSTRING)
       return luaL_error(L, "bad argument #1 to 'request' (body must be a string)");
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+      return luaL_error(L, "bad argument #1 to 'request' (a %s request has no body)", method);
     body = lua_tolstring(L, -1, &body_len);
   }
   timeout = opt_seconds(L, 1, "timeout");
@@ -609,6 +622,8 @@ static int session_request(lua_State *L) {
   if (!lua_isnil(L, -1)) {
     if (luaL_testudata(L, -1, AGR_PARSER_MT) == NULL)
       return luaL_error(L, "bad argument #1 to 'request' (stream must be an SSE parser)");
+    if (((agr_parser *)lua_touserdata(L, -1))->owned)
+      return luaL_error(L, "bad argument #1 to 'request' (the parser is in use by a running transfer)");
     t->parser = lua_touserdata(L, -1);
   }
   lua_rawseti(L, -2, 2);
@@ -622,7 +637,6 @@ static int session_request(lua_State *L) {
 
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)t);
-  curl_easy_setopt(e, CURLOPT_SHARE, s->share);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -648,9 +662,8 @@ static int session_request(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body);
   }
-  if (timeout > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(timeout * 1000));
-  if (connect_timeout > 0)
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)ceil(connect_timeout * 1000));
+  if (timeout > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms_long(timeout));
+  if (connect_timeout > 0) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms_long(connect_timeout));
   if (strcmp(method, "HEAD") == 0) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else if (strcmp(method, "GET") != 0) {
@@ -665,8 +678,13 @@ static int session_request(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, "");
   }
 
-  if (curl_multi_add_handle(s->multi, e) != CURLM_OK)
+  /* the share handle last: an easy handle that holds it must reach the multi */
+  curl_easy_setopt(e, CURLOPT_SHARE, s->share);
+  if (curl_multi_add_handle(s->multi, e) != CURLM_OK) {
+    curl_easy_setopt(e, CURLOPT_SHARE, NULL);
     return luaL_error(L, "agentruns: cannot start the transfer");
+  }
+  if (t->parser) t->parser->owned = 1;
   t->state = T_RUNNING;
   t->session = s;
   t->next = s->head;
@@ -824,9 +842,11 @@ static int transfer_events(lua_State *L) {
   }
   agr_push_events(L, t->parser);
   if (t->paused && t->state == T_RUNNING) {
+    CURLcode rc;
     t->paused = 0;
     t->last_activity = now_seconds();
-    curl_easy_pause(t->easy, CURLPAUSE_CONT); /* may deliver data right away */
+    rc = curl_easy_pause(t->easy, CURLPAUSE_CONT); /* may deliver data right away */
+    if (rc != CURLE_OK) finish(t, rc);                /* e.g. that data broke a cap */
   }
   return 1;
 }
@@ -854,6 +874,8 @@ static int transfer_info(lua_State *L) {
 static int transfer_wait(lua_State *L) {
   agr_transfer *t = check_transfer(L, 1);
   if (t->parser) return luaL_error(L, "wait() is for buffered transfers; read a stream with events()");
+  if (t->session && t->session->callbacks)
+    return luaL_error(L, "wait() cannot drive a session that a host event loop drives (use_callbacks)");
   while (t->state == T_RUNNING) {
     lua_settop(L, 1);
     compat_getuservalue(L, 1);
