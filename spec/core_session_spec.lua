@@ -218,6 +218,16 @@ describe("agentruns.core session", function()
       assert(t:result())
     end)
 
+    it("marks events whose id carried over, when asked", function()
+      local p = core.sse_parser { mark_inherited_ids = true }
+      assert.same({ { event = "message", data = "a", id = "1" },
+                    { event = "message", data = "b", id = "1", id_inherited = true },
+                    { event = "message", data = "c", id = "2" } },
+                  p:feed("id: 1\ndata: a\n\ndata: b\n\nid: 2\ndata: c\n\n"))
+      assert.same({ { event = "message", data = "b", id = "1" } },
+                  core.sse_parser():feed("id: 1\n\ndata: b\n\n"))
+    end)
+
     it("refuses wait() on a stream", function()
       local t = s:request { url = srv.url .. "/sse/1", stream = core.sse_parser() }
       assert.has_error(function() t:wait() end,

@@ -22,6 +22,7 @@ local api = client.define {
     after = { method = "GET", path = "/sse-then/{key}/{k}/{status}",
               params = { key = T.string, k = T.string, status = T.string }, stream = STREAM },
     keepalives = { method = "GET", path = "/sse-keepalive-events", stream = STREAM },
+    end_noid = { method = "GET", path = "/sse-end-noid", stream = STREAM },
     hang = { method = "GET", path = "/hang", stream = STREAM },
     json = { method = "GET", path = "/echo", stream = STREAM },
   },
@@ -72,6 +73,14 @@ describe("agentruns.stream", function()
     for i = 2, 25 do
       assert.equal(tostring((i - 1) * 4), requests[i].headers["last-event-id"])
     end
+  end)
+
+  it("yields an event that sets no id of its own, though it carries the last one", function()
+    local events, err = collect(c:end_noid())
+    assert.is_nil(err)
+    assert.same({ { id = "1", event = "step", data = { n = 1 }, raw = '{"n":1}' },
+                  { id = "1", event = "end", data = { done = true }, raw = '{"done":true}' } }, events)
+    assert.equal(1, #log())
   end)
 
   it("skips events a server replays after a reconnect", function()

@@ -23,6 +23,7 @@
 /* One completed event, stored as offsets into the batch arena. */
 typedef struct agr_event_rec {
   size_t type_off, type_len, data_off, data_len, id_off, id_len;
+  int id_own;
 } agr_event_rec;
 
 /* Events completed but not yet handed to Lua. */
@@ -37,6 +38,7 @@ typedef struct agr_parser {
   sse_parser p;
   agr_batch batch;
   int owned;        /* a running transfer feeds this parser */
+  int mark_inherited; /* flag events whose ID carried over (id_inherited) */
 } agr_parser;
 
 /* lsse.c */

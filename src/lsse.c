@@ -7,6 +7,11 @@
  * or when a streaming transfer is drained -- so Lua is entered once per
  * chunk, not once per event, and an allocation error raised by Lua can
  * never leave the parser half way through a line.
+ *
+ * An event whose lines set no id still carries the last event ID (WHATWG).
+ * With the option mark_inherited_ids such an event also gets
+ * id_inherited = true, so a consumer that skips replayed ids can tell it
+ * from a replay.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +43,7 @@ static int batch_push(void *ud, const sse_event *ev) {
   b->arena.len += ev->data_len;
   r->id_off = b->arena.len;
   r->id_len = ev->id_len;
+  r->id_own = ev->id_own;
   memcpy(b->arena.p + b->arena.len, ev->id, ev->id_len);
   b->arena.len += ev->id_len;
   return 0;
@@ -105,6 +111,10 @@ void agr_push_events(lua_State *L, agr_parser *ps) {
       lua_pushvalue(L, k_id);
       lua_pushlstring(L, b->arena.p + r->id_off, r->id_len);
       lua_rawset(L, -3);
+      if (!r->id_own && ps->mark_inherited) { /* the ID carried over from an earlier event */
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "id_inherited");
+      }
     }
     lua_rawseti(L, arr, (int)(i + 1));
   }
@@ -119,9 +129,10 @@ agr_parser *agr_checkparser(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, AGR_PARSER_MT);
 }
 
-/* core.sse_parser([opts]) -> parser */
+/* core.sse_parser([{ max_event_size =, mark_inherited_ids = }]) -> parser */
 static int parser_new(lua_State *L) {
   lua_Number max = AGR_DEFAULT_MAX_EVENT;
+  int mark = 0;
   agr_parser *ps;
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -134,9 +145,13 @@ static int parser_new(lua_State *L) {
         return luaL_argerror(L, 1, "max_event_size must be a positive number of bytes");
     }
     lua_pop(L, 1);
+    lua_getfield(L, 1, "mark_inherited_ids");
+    mark = lua_toboolean(L, -1);
+    lua_pop(L, 1);
   }
   ps = compat_newuserdata(L, sizeof *ps);
   memset(ps, 0, sizeof *ps);
+  ps->mark_inherited = mark;
   sse_init(&ps->p, (size_t)max, batch_push, &ps->batch);
   luaL_setmetatable(L, AGR_PARSER_MT);
   return 1;

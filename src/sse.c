@@ -77,6 +77,7 @@ void sse_reset(sse_parser *p) {
   p->error = SSE_OK;
   p->bom = 0;
   p->skip_lf = 0;
+  p->id_own = 0;
   /* An id field of the dropped partial event never took effect. Copying the
      string back into the buffer cannot fail: the buffer held at least as much
      before, or last_id is empty. */
@@ -92,6 +93,8 @@ static int dispatch(sse_parser *p) {
       (p->id.len && memcmp(p->id.p, p->last_id.p, p->id.len) != 0)) {
     if (buf_set(&p->last_id, p->id.p, p->id.len) != SSE_OK) return SSE_ENOMEM;
   }
+  ev.id_own = p->id_own;
+  p->id_own = 0;
   if (p->data.len == 0) {
     p->type.len = 0;
     return SSE_OK;
@@ -149,7 +152,10 @@ static int process_line(sse_parser *p, const char *s, size_t n) {
   switch (name_len) {
   case 2:
     if (memcmp(s, "id", 2) == 0 && memchr(value, '\0', value_len) == NULL)
+    {
+      p->id_own = 1;
       return buf_set(&p->id, value, value_len);
+    }
     break;
   case 4:
     if (memcmp(s, "data", 4) == 0) {

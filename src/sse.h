@@ -19,6 +19,7 @@ typedef struct sse_event {
   size_t data_len;
   const char *id;     /* the last event ID at dispatch; id_len 0 when none */
   size_t id_len;
+  int id_own;         /* the event's own lines set the ID (else it carried over) */
 } sse_event;
 
 /* Return 0 to go on, non-zero to stop: sse_feed then returns SSE_ECALLBACK. */
@@ -51,6 +52,7 @@ typedef struct sse_parser {
   int error;          /* sticky error code, SSE_OK while healthy */
   unsigned char bom;  /* bytes of a leading UTF-8 BOM matched so far; 3 = done */
   unsigned char skip_lf; /* the previous chunk ended on CR */
+  unsigned char id_own;  /* an id field came since the last blank line */
 } sse_parser;
 
 /*

@@ -84,8 +84,8 @@ local function reconnect(self, cause)
   end
   local delay
   local retry = self.parser:retry()
-  if retry then
-    delay = retry / 1000
+  if retry then -- the server's retry: field, within reason
+    delay = math.min(retry / 1000, self.client.max_retry_wait)
   else
     delay = M.defaults.reconnect_base_delay * 2 ^ (self.failures - 1)
     if delay > M.defaults.reconnect_max_delay then delay = M.defaults.reconnect_max_delay end
@@ -148,7 +148,10 @@ function Stream:next()
     while self.qi <= #self.queue do
       local ev = self.queue[self.qi]
       self.qi = self.qi + 1
-      if ev.event ~= self.keepalive and not seen(self, ev.id) then
+      -- an event that set no id of its own carries the last one: not a replay
+      local inherited = ev.id_inherited
+      ev.id_inherited = nil
+      if ev.event ~= self.keepalive and (inherited or not seen(self, ev.id)) then
         self.delivered_since_connect = true
         self.last_event_at = runtime.now()
         -- the parser's table becomes the event: data decoded, the text kept as raw
@@ -251,7 +254,8 @@ function M.open(client, ep, ...)
   self.resume_id = opts.last_event_id
   -- events up to a given last_event_id count as seen, should the server replay them
   if self.resume_id and self.resume_id:match("^%d+$") then self.max_numeric = tonumber(self.resume_id) end
-  self.parser = core.sse_parser { max_event_size = opts.max_event_size or client.max_event_size }
+  self.parser = core.sse_parser { max_event_size = opts.max_event_size or client.max_event_size,
+                                  mark_inherited_ids = true }
   -- the object itself is also the closing value of a Lua 5.4 for loop: leaving the loop closes it
   return self, nil, nil, self
 end

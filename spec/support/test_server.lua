@@ -22,6 +22,7 @@ It answers whatever the transport needs to be tested against, chosen by path:
   /sse-replay/N/K  the same, but ignoring Last-Event-ID: connection c replays 1..c*K
   /sse-then/KEY/K/S  first request per KEY: K events then a drop; later ones: status S
   /sse-keepalive-events  `keepalive` events only, until the client leaves
+  /sse-end-noid    a step with id 1, then an `end` event that sets no id of its own
   /stats           {"connections": number of TCP connections accepted}
 
 Run: luajit spec/support/test_server.lua  -> prints "listening on http://127.0.0.1:PORT".
@@ -213,6 +214,11 @@ routes["sse-then"] = function(stream, _, _, _, arg)
   local body = cjson.encode { message = "gone" }
   if status == "204" then body = nil end
   respond(stream, tonumber(status), body)
+end
+
+routes["sse-end-noid"] = function(stream)
+  sse_head(stream)
+  stream:write_chunk('id: 1\nevent: step\ndata: {"n":1}\n\nevent: end\ndata: {"done":true}\n\n', true)
 end
 
 routes["sse-keepalive-events"] = function(stream)
