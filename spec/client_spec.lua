@@ -22,7 +22,7 @@ local provider = {
              query = { n = T.integer(1, 10), tags = T.array(T.string), flag = T.boolean } },
     create = { method = "POST", path = "/echo", body = { name = T.required(T.string), ids = T.array(T.string) } },
     status = { method = "GET", path = "/status/{code}", params = { code = T.string },
-               query = { retry_after = T.string } },
+               query = { retry_after = T.string, filter = T.object } },
     post_status = { method = "POST", path = "/status/{code}", params = { code = T.string },
                     query = { retry_after = T.string } },
     flaky = { method = "GET", path = "/flaky/{key}/{n}", params = { key = T.string, n = T.string } },
@@ -119,6 +119,10 @@ describe("agentruns.client", function()
       { "a missing path value", function(x) return x:echo() end, "id", "id: is required" },
       { "a bad option", function(x) return x:echo("a", nil, { timeout = "soon" }) end,
         "timeout", "timeout: must be a non-negative number" },
+      { "an infinite option", function(x) return x:echo("a", nil, { max_retries = math.huge }) end,
+        "max_retries", "max_retries: must be a non-negative number" },
+      { "an object JSON cannot carry", function(x) return x:status("200", { filter = { n = 0 / 0 } }) end,
+        "filter", "filter: cannot be sent as JSON: cannot encode " .. tostring(0 / 0) },
     }
     for _, case in ipairs(cases) do
       it("returns an error for " .. case[1] .. " and sends nothing", function()
@@ -196,6 +200,12 @@ describe("agentruns.client", function()
       assert.is_nil(res)
       assert.same({ 1, 3600 }, { err.attempts, err.retry_after })
       assert.equal("status 429 (the server asked to wait 3600 s, more than max_retry_wait 5 s)", err.message)
+    end)
+
+    it("reports an absurd Retry-After instead of failing on it", function()
+      local res, err = c:status("429", { retry_after = "99999999999999999999" })
+      assert.is_nil(res)
+      assert.equal("status 429 (the server asked to wait 2147483648 s, more than max_retry_wait 60 s)", err.message)
     end)
 
     it("reads Retry-After as seconds or as an HTTP date", function()

@@ -91,6 +91,19 @@ describe("agentruns scheduler", function()
     assert.same({ nil, "invalid_argument" }, { results[3][1], results[3][2].kind })
   end)
 
+  it("keeps every task when one waits inside a coroutine of its own", function()
+    local results = agentruns.gather {
+      function() agentruns.sleep(0.05) return 1 end,
+      function()
+        agentruns.sleep(0.01)
+        return coroutine.wrap(function() agentruns.sleep(0.1) return 2 end)()
+      end,
+      function() agentruns.sleep(0.2) return 3 end,
+    }
+    assert.same({ { n = 1, 1 }, { n = 1, 2 }, { n = 1, 3 } }, results)
+    assert.equal(0, require("agentruns.scheduler").pending())
+  end)
+
   it("lets a task wait for another", function()
     local first = agentruns.spawn(function() return #assert(tr:list_integrations()) end)
     local second = agentruns.spawn(function() return first:join() + 1 end)

@@ -70,6 +70,15 @@ local function redacted_headers(lines)
   return out
 end
 
+-- A copy of a { name = value } header map with credential-looking values hidden.
+local function redact_map(headers)
+  local out = {}
+  for name, value in pairs(headers or {}) do
+    out[name] = M.is_secret_header(name) and "REDACTED" or value
+  end
+  return out
+end
+
 local function preview(body)
   local s = body:sub(1, 64):gsub("[%c]", " ")
   if #body > 64 then s = s .. "..." end
@@ -81,7 +90,7 @@ local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
                  Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 function M.parse_retry_after(value, now_epoch)
   if not value then return nil end
-  if value:match("^%s*%d+%s*$") then return tonumber(value) end
+  if value:match("^%s*%d+%s*$") then return math.min(tonumber(value), 2 ^ 31) end
   local d, mon, y, h, mi, s = value:match("^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
   if not d or not MONTHS[mon] then return nil end
   -- days since the epoch of a civil date (UTC), without os.time's local time zone
@@ -159,7 +168,7 @@ local function check_call_options(opts)
       if type(v) ~= "string" or v:find("[%z\r\n]") then
         return errors.invalid_argument("last_event_id", "must be a string without CR, LF or NUL")
       end
-    elseif type(v) ~= "number" or v < 0 or v ~= v then
+    elseif type(v) ~= "number" or not (v >= 0 and v < math.huge) then
       return errors.invalid_argument(k, "must be a non-negative number")
     end
   end
@@ -352,7 +361,7 @@ function Call:await()
     self.pending = nil
     if client.on_response then
       client.on_response { method = req.method, url = url.redact(req.url, client.provider.secret_query),
-                           status = res and res.status, headers = res and res.headers,
+                           status = res and res.status, headers = res and redact_map(res.headers),
                            error = terr and tostring(terr), attempt = self.attempts,
                            elapsed = runtime.now() - self.started }
     end
@@ -421,7 +430,7 @@ function Call:settle(value, err)
     delay = delay / 2 + math.random() * delay / 2 -- jitter: spread the herd
     if err.retry_after then
       if err.retry_after > client.max_retry_wait then
-        err.message = string.format("%s (the server asked to wait %d s, more than max_retry_wait %d s)",
+        err.message = string.format("%s (the server asked to wait %.0f s, more than max_retry_wait %.0f s)",
           err.message, err.retry_after, client.max_retry_wait)
         delay = nil
       elseif err.retry_after > delay then
@@ -555,7 +564,7 @@ function M.define(provider)
     self.base_url = provider.normalize_base and provider.normalize_base(checked) or checked
     for k, v in pairs(M.defaults) do
       local given = opts[k]
-      if given ~= nil and (type(given) ~= "number" or given < 0) then
+      if given ~= nil and (type(given) ~= "number" or not (given >= 0 and given < math.huge)) then
         error(string.format("agentruns.%s.new: %s must be a non-negative number", provider.name, k), 2)
       end
       self[k] = given or v

@@ -116,7 +116,11 @@ function M.use(uv, options)
 
   -- A blocking wait outside any task keeps the loop turning.
   local vim = rawget(_G, "vim")
-  runtime.set_driver(function(_, wait, ready)
+  runtime.set_driver(function(s, wait, ready)
+    if s and s ~= session then -- a session of its own: the loop does not watch it
+      s:perform(wait)
+      return
+    end
     if vim and vim.wait then
       vim.wait(math.max(1, math.floor(wait * 1000)), ready or function() return false end, 5)
     else

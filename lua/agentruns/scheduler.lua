@@ -65,17 +65,21 @@ end
 --- Resume every task whose wait is over, once; returns true if any ran.
 function M.run_ready()
   local ran = false
-  local i = 1
-  while i <= #tasks do
-    local task = tasks[i]
+  -- Over a snapshot: a resumed task may re-enter here (a library call made
+  -- in a nested coroutine waits the blocking way, which steps the tasks).
+  local snapshot = {}
+  for i, task in ipairs(tasks) do snapshot[i] = task end
+  for _, task in ipairs(snapshot) do
     local w = task.wait
-    if coroutine.status(task.co) == "suspended"
+    if not task.finished and coroutine.status(task.co) == "suspended"
       and (not w or w.ready() or (w.deadline and runtime.now() >= w.deadline)) then
       task.wait = nil
       resume(task)
       ran = true
     end
-    if task.finished then table.remove(tasks, i) else i = i + 1 end
+  end
+  for i = #tasks, 1, -1 do -- drop finished tasks, by identity
+    if tasks[i].finished then table.remove(tasks, i) end
   end
   return ran
 end

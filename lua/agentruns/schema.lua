@@ -142,6 +142,8 @@ M.object = define {
     if getmetatable(v) == json.array_mt or v[1] ~= nil then
       return nil, "must be a table (a JSON object), got an array"
     end
+    local text, why = json.encode(v) -- all of it must be sayable in JSON
+    if not text then return nil, "cannot be sent as JSON: " .. why end
     return true
   end,
   to_query = function(v) return assert(json.encode(v)) end,
