@@ -8,6 +8,7 @@ LOG=build/test-logs
 mkdir -p "$LOG"
 PASSED=0
 FAILED=0
+SKIPPED=0
 ROCKS_LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua"
 LUA54_EXTRA="/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua"
 ERROR_LOG="$(pwd)/$LOG/errors.txt"
@@ -43,7 +44,9 @@ busted_suite() { # name interpreter cpath [prefix command...]
     timeout 1800 "$@" "$interp" /usr/bin/busted --helper=spec/support/record_errors.lua -o TAP spec \
     >"$out" 2>"$LOG/$name.err"
   rc=$?
-  ok=$(grep -c '^ok ' "$out")
+  ok=$(grep '^ok ' "$out" | grep -vc '# SKIP')
+  skip=$(grep '^ok ' "$out" | grep -c '# SKIP')
+  SKIPPED=$((SKIPPED + skip))
   bad=$(grep -c '^not ok ' "$out")
   if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then bad=1; fi
   count "$name" "$ok" "$bad"
@@ -107,10 +110,11 @@ case "${1:-all}" in
   all)
     build LUA=lua5.4
     build LUA=luajit
-    check "build lua5.1" make --no-print-directory -s LUA=lua5.1
+    build LUA=lua5.1
     check "build clang -Werror" make --no-print-directory -s LUA=lua5.4 CC=clang BUILD=build/clang
     busted_suite "busted lua5.4" lua5.4 build/lua5.4
     busted_suite "busted luajit" luajit build/luajit
+    busted_suite "busted lua5.1" lua5.1 build/lua5.1
     check "errors free of API keys" no_secrets_in_errors
     check "luacheck" luacheck -q .
     check "cppcheck" cppcheck --enable=warning,style,performance,portability --std=c99 --quiet \
@@ -124,5 +128,9 @@ case "${1:-all}" in
   *) echo "usage: $0 [all|asan|valgrind]" >&2; exit 2 ;;
 esac
 
-echo "$PASSED passed, $FAILED failed"
+if [ "$SKIPPED" -gt 0 ]; then
+  echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+else
+  echo "$PASSED passed, $FAILED failed"
+fi
 [ "$FAILED" = 0 ]

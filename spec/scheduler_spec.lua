@@ -50,26 +50,47 @@ describe("agentruns scheduler", function()
     assert.equal(1, stats().max_in_flight)
   end)
 
-  it("streams in one task while others call", function()
-    local run = assert(tr:create_run { intent = "Tally the week", selectedCustomerIntegrationIds = { "*" } })
-    local results = agentruns.gather {
-      function()
-        local ids = {}
-        for ev in tr:stream_events(run.runId) do ids[#ids + 1] = tonumber(ev.id) end
-        return ids
-      end,
-      function() return #assert(tr:list_integrations()) end,
-      function()
-        local n = 0
-        for _ in tr:each_run({}, { max_items = 25 }) do n = n + 1 end
-        return n
-      end,
-    }
-    local ids = results[1][1]
-    assert.is_true(#ids >= 5)
-    for i = 1, #ids do assert.equal(i, ids[i]) end
-    assert.same({ 4, 25 }, { results[2][1], results[3][1] })
-  end)
+  -- PUC Lua 5.1 cannot yield from inside a generic for's iterator; next() works everywhere.
+  local for_loops_yield = _VERSION ~= "Lua 5.1" or type(jit) == "table"
+
+  for _, style in ipairs { "next", "for" } do
+    it("streams in one task while others call (" .. style .. " loops)", function()
+      if style == "for" and not for_loops_yield then
+        pending("PUC Lua 5.1: a for loop's iterator cannot yield; use :next() in tasks")
+        return
+      end
+      local function each(iter, fn)
+        if style == "for" then
+          for item in iter do fn(item) end
+        else
+          while true do
+            local item, err = iter:next()
+            assert(err == nil, tostring(err))
+            if item == nil then break end
+            fn(item)
+          end
+        end
+      end
+      local run = assert(tr:create_run { intent = "Tally the week", selectedCustomerIntegrationIds = { "*" } })
+      local results = agentruns.gather {
+        function()
+          local ids = {}
+          each(tr:stream_events(run.runId), function(ev) ids[#ids + 1] = tonumber(ev.id) end)
+          return ids
+        end,
+        function() return #assert(tr:list_integrations()) end,
+        function()
+          local n = 0
+          each(tr:each_run({}, { max_items = 25 }), function() n = n + 1 end)
+          return n
+        end,
+      }
+      local ids = results[1][1]
+      assert.is_true(#ids >= 5)
+      for i = 1, #ids do assert.equal(i, ids[i]) end
+      assert.same({ 4, 25 }, { results[2][1], results[3][1] })
+    end)
+  end
 
   it("sleeps without holding up other tasks", function()
     local order = {}
