@@ -427,7 +427,7 @@ function Call:settle(value, err)
   if may and self.attempts <= req.max_retries then
     delay = client.retry_base_delay * 2 ^ (self.attempts - 1)
     if delay > client.retry_max_delay then delay = client.retry_max_delay end
-    delay = delay / 2 + math.random() * delay / 2 -- jitter: spread the herd
+    delay = delay / 2 + runtime.random() * delay / 2 -- jitter: spread the herd
     if err.retry_after then
       if err.retry_after > client.max_retry_wait then
         err.message = string.format("%s (the server asked to wait %.0f s, more than max_retry_wait %.0f s)",
@@ -443,6 +443,7 @@ function Call:settle(value, err)
     return true, nil, err
   end
   client.transport:sleep(delay)
+  if self.err then return true, nil, self.err end -- canceled while it slept
   launch(self)
   return false
 end

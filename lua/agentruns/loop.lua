@@ -124,7 +124,8 @@ function M.use(uv, options)
     if vim and vim.wait then
       vim.wait(math.max(1, math.floor(wait * 1000)), ready or function() return false end, 5)
     else
-      uv.run("once")
+      -- with no active handle a pass returns at once: do not spin
+      if not uv.run("once") then runtime.sleep_thread(math.min(wait, 0.01)) end
     end
   end)
 

@@ -103,6 +103,8 @@ function Iterator:next()
       return nil, self.err
     end
     self.items, self.index = items, 1
+    -- no prefetch when max_items ends the walk within this page
+    if more and self.max_items and self.count + #items >= self.max_items then more = false end
     if more then
       advance(self.spec, self.params, #items)
       fetch(self)
@@ -158,6 +160,7 @@ function M.each(client, ep, ...)
     params[spec.size] = params[spec.size] or spec.default_size
   end
   self.params = params
+  if self.max_items == 0 then return self, nil, nil, self end -- nothing wanted, nothing sent
   fetch(self)
   if self.call.err then self.err = self.call.err end
   -- also the closing value of a Lua 5.4 for loop: leaving the loop cancels the prefetch

@@ -15,6 +15,18 @@ local core = require "agentruns.core"
 --- Seconds on a clock that only moves forward.
 M.now = core.now
 
+-- Jitter needs numbers that differ between processes, without touching the
+-- program's own math.random state (Lua 5.1 and LuaJIT start it unseeded):
+-- a private xorshift seeded from the clock and an address.
+local state = math.floor((core.now() * 1e6) % 2147483647)
+  + (tonumber(tostring({}):match("0x(%x+)") or "1", 16) or 1) % 65536 + 1
+
+--- A number in [0, 1) for backoff jitter.
+function M.random()
+  state = (state * 16807) % 2147483647
+  return (state - 1) / 2147483646
+end
+
 --- Block the whole thread (no transfer moves meanwhile).
 M.sleep_thread = core.sleep
 

@@ -193,11 +193,11 @@ end
 --- Run the functions as tasks and return each one's results, in order.
 function M.gather(fns)
   if type(fns) ~= "table" then error("agentruns.gather: expected an array of functions", 2) end
-  local list = {}
-  for i, fn in ipairs(fns) do
+  for i, fn in ipairs(fns) do -- all checked before any starts
     if type(fn) ~= "function" then error("agentruns.gather: item " .. i .. " is not a function", 2) end
-    list[i] = M.spawn(fn)
   end
+  local list = {}
+  for i, fn in ipairs(fns) do list[i] = M.spawn(fn) end
   local results = {}
   for i, task in ipairs(list) do
     task:join()

@@ -84,12 +84,14 @@ local function reconnect(self, cause)
   end
   local delay
   local retry = self.parser:retry()
-  if retry then -- the server's retry: field, within reason
+  if cause.retry_after then -- a 429/503 that said when to come back
+    delay = math.min(cause.retry_after, self.client.max_retry_wait)
+  elseif retry then -- the server's retry: field, within reason
     delay = math.min(retry / 1000, self.client.max_retry_wait)
   else
     delay = M.defaults.reconnect_base_delay * 2 ^ (self.failures - 1)
     if delay > M.defaults.reconnect_max_delay then delay = M.defaults.reconnect_max_delay end
-    delay = delay / 2 + math.random() * delay / 2
+    delay = delay / 2 + runtime.random() * delay / 2
   end
   self.client.transport:sleep(delay)
   if self.closed then return nil end
