@@ -438,6 +438,13 @@ describe("nginx", function()
     conf = conf:gsub("}%s*$", function() return extra .. "}\n" end)
     write_file(prefix .. "/conf/nginx.conf", conf)
 
+    -- nginx started as root runs its worker as `nobody`, which cannot read a checkout under an
+    -- owner-only directory (a mktemp -d, a ~ with mode 0700): run the worker as the invoking user.
+    local globals = "daemon off;"
+    local p = io.popen("[ \"$(id -u)\" = 0 ] && echo \"$(id -un) $(id -gn)\"")
+    local me = p:read("*l")
+    p:close()
+    if me and me ~= "" then globals = globals .. " user " .. me .. ";" end
     local k = sb.keys
     local env = {
       TOOLREGISTRY_API_KEY = k.toolregistry.api_key, TOOLREGISTRY_BASE_URL = sb.url .. "/toolregistry",
@@ -450,7 +457,7 @@ describe("nginx", function()
     -- and stops nginx if it still runs.
     local script = table.concat({
       "env -u LD_PRELOAD " .. table.concat(words, " ") .. " " .. shell_quote(NGINX_BIN)
-        .. " -p " .. shell_quote(prefix) .. " -c conf/nginx.conf -e logs/error.log -g 'daemon off;'"
+        .. " -p " .. shell_quote(prefix) .. " -c conf/nginx.conf -e logs/error.log -g " .. shell_quote(globals)
         .. " >" .. shell_quote(prefix .. "/logs/stdout.log") .. " 2>&1 &",
       "pid=$!",
       "echo $pid > " .. shell_quote(prefix .. "/launch.pid"),
