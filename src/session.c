@@ -851,12 +851,12 @@ static int transfer_events(lua_State *L) {
   return 1;
 }
 
-/* transfer:info() -> { connects =, sent =, total_time = } */
+/* transfer:info() -> { connects =, sent =, total_time =, paused = } */
 static int transfer_info(lua_State *L) {
   agr_transfer *t = check_transfer(L, 1);
   long connects = 0;
   double total = 0;
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   if (t->easy) {
     curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects);
     curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
@@ -867,6 +867,8 @@ static int transfer_info(lua_State *L) {
   lua_setfield(L, -2, "total_time");
   lua_pushboolean(L, t->sent);
   lua_setfield(L, -2, "sent");
+  lua_pushboolean(L, t->paused);
+  lua_setfield(L, -2, "paused");
   return 1;
 }
 

@@ -144,7 +144,8 @@ function routes.sse(stream, _, _, _, arg)
   sse_head(stream)
   stream:write_chunk("retry: 50\n\n", false)
   for i = 1, tonumber(arg) do
-    stream:write_chunk(": tick\n" .. sse_event(i), false)
+    -- a client that left ends the route (ignoring the error would repeat it until cqueues throws)
+    if not stream:write_chunk(": tick\n" .. sse_event(i), false) then return end
   end
   stream:write_chunk("", true)
 end
