@@ -3,6 +3,7 @@
 #   make                   build the C module for Lua 5.4 (build/lua5.4/agentruns/core.so)
 #   make LUA=luajit        ... for LuaJIT (build/luajit/...); LUA=lua5.1 for Lua 5.1
 #   make test              install what is missing, build, run every suite; ends "N passed, N failed"
+#   make test-stress       the busted suites from a fresh clone in an owner-only dir, under CPU load
 #   make asan              the spec suite against an ASan+UBSan build (Lua 5.4)
 #   make valgrind          the spec suite under valgrind (no definite leaks)
 #   make fuzz              run the libFuzzer targets for FUZZ_SECONDS each
@@ -41,7 +42,7 @@ HDRS := $(wildcard src/*.h)
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
 MODULE := $(BUILD)/agentruns/core.so
 
-.PHONY: all test deps asan valgrind fuzz bench lint demo sandbox clean
+.PHONY: all test test-stress deps asan valgrind fuzz bench lint demo sandbox clean
 
 all: $(MODULE)
 
@@ -58,6 +59,9 @@ deps:
 
 test: deps
 	@sh scripts/test.sh
+
+test-stress: deps
+	@sh scripts/stress.sh
 
 asan:
 	@sh scripts/test.sh asan

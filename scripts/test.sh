@@ -1,6 +1,7 @@
 #!/bin/sh
 # The test suites. `sh scripts/test.sh` runs everything `make test` promises and
-# ends with one line "N passed, N failed"; `asan` or `valgrind` runs just that suite.
+# ends with one line "N passed, N failed"; `busted` (the three interpreters), `asan` or
+# `valgrind` runs just that part.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -104,17 +105,22 @@ rock_install() { # lua-version interpreter [extra luarocks args...]
   return $rc
 }
 
+busted_suites() {
+  build LUA=lua5.4
+  build LUA=luajit
+  build LUA=lua5.1
+  busted_suite "busted lua5.4" lua5.4 build/lua5.4
+  busted_suite "busted luajit" luajit build/luajit
+  busted_suite "busted lua5.1" lua5.1 build/lua5.1
+}
+
 case "${1:-all}" in
   asan) asan_suite ;;
   valgrind) valgrind_suite ;;
+  busted) busted_suites ;;
   all)
-    build LUA=lua5.4
-    build LUA=luajit
-    build LUA=lua5.1
+    busted_suites
     check "build clang -Werror" make --no-print-directory -s LUA=lua5.4 CC=clang BUILD=build/clang
-    busted_suite "busted lua5.4" lua5.4 build/lua5.4
-    busted_suite "busted luajit" luajit build/luajit
-    busted_suite "busted lua5.1" lua5.1 build/lua5.1
     check "errors free of API keys" no_secrets_in_errors
     check "luacheck" luacheck -q .
     check "cppcheck" cppcheck --enable=warning,style,performance,portability --std=c99 --quiet \
@@ -125,7 +131,7 @@ case "${1:-all}" in
     asan_suite
     valgrind_suite
     ;;
-  *) echo "usage: $0 [all|asan|valgrind]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|busted|asan|valgrind]" >&2; exit 2 ;;
 esac
 
 if [ "$SKIPPED" -gt 0 ]; then
