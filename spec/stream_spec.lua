@@ -20,7 +20,8 @@ local api = client.define {
     replay = { method = "GET", path = "/sse-replay/{n}/{k}", params = { n = T.string, k = T.string },
                stream = STREAM },
     after = { method = "GET", path = "/sse-then/{key}/{k}/{status}",
-              params = { key = T.string, k = T.string, status = T.string }, stream = STREAM },
+              params = { key = T.string, k = T.string, status = T.string }, query = { retry_after = T.string },
+              stream = STREAM },
     keepalives = { method = "GET", path = "/sse-keepalive-events", stream = STREAM },
     end_noid = { method = "GET", path = "/sse-end-noid", stream = STREAM },
     hang = { method = "GET", path = "/hang", stream = STREAM },
@@ -117,6 +118,24 @@ describe("agentruns.stream", function()
     assert.same({ "http", 503 }, { err.kind, err.status })
     assert.equal("gone (gave up after 3 reconnects without an event)", err.message)
     assert.equal(4, #log()) -- the first connection, then 3 reconnects
+  end)
+
+  it("ends with an error naming max_retry_wait when a reconnect asks to wait longer", function()
+    local events, err = collect(c:after("k503long", "2", "503", { retry_after = "100000" }))
+    assert.equal(2, #events)
+    assert.same({ "http", 503, 100000, true }, { err.kind, err.status, err.retry_after, err.retryable })
+    assert.equal("gone (the server asked to wait 100000 s, more than max_retry_wait 60 s)", err.message)
+    assert.equal(2, #log()) -- the first connection and the one reconnect that said to wait
+  end)
+
+  it("waits a Retry-After within max_retry_wait, then reconnects", function()
+    local cc = api.new { api_key = "k", base_url = srv.url, max_retry_wait = 1000 }
+    local slept = {}
+    cc.transport.sleep = function(_, seconds) slept[#slept + 1] = seconds end -- this client's own transport
+    local events, err = collect(cc:after("k503wait", "2", "503", { retry_after = "120" }, { max_reconnects = 2 }))
+    assert.equal(2, #events)
+    assert.same({ "http", 503 }, { err.kind, err.status })
+    assert.same({ 0.005, 120 }, slept) -- after the drop the server's retry: 5, then the 503's Retry-After
   end)
 
   it("ends a stream that only sends keepalives once event_timeout passes", function()

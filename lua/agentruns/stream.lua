@@ -11,7 +11,8 @@ event ID survives reconnects. When the connection drops, goes idle for
 `idle_timeout` seconds (keepalives count as traffic there), or the server
 closes without the terminal event, the Stream reconnects with
 `Last-Event-ID`, after the server's `retry:` delay or else an exponential
-backoff with jitter. Events whose id was already yielded are skipped, so a
+backoff with jitter; a reconnect answered with a Retry-After longer than
+`max_retry_wait` ends the stream with an error that says so. Events whose id was already yielded are skipped, so a
 server that replays too much costs nothing. The backoff resets only after a
 connection delivered an event; `max_reconnects` failed connections in a row
 end the stream with an error. A 204 or a 4xx answer ends it at once (the
@@ -84,10 +85,17 @@ local function reconnect(self, cause)
   end
   local delay
   local retry = self.parser:retry()
+  local max_wait = self.client.max_retry_wait
+  if cause.retry_after and cause.retry_after > max_wait then -- as an ordinary call would: stop, say why
+    cause.message = string.format("%s (the server asked to wait %.0f s, more than max_retry_wait %.0f s)",
+      cause.message, cause.retry_after, max_wait)
+    cause.attempts = self.connections
+    return fail(self, cause)
+  end
   if cause.retry_after then -- a 429/503 that said when to come back
-    delay = math.min(cause.retry_after, self.client.max_retry_wait)
+    delay = cause.retry_after
   elseif retry then -- the server's retry: field, within reason
-    delay = math.min(retry / 1000, self.client.max_retry_wait)
+    delay = math.min(retry / 1000, max_wait)
   else
     delay = M.defaults.reconnect_base_delay * 2 ^ (self.failures - 1)
     if delay > M.defaults.reconnect_max_delay then delay = M.defaults.reconnect_max_delay end

@@ -21,6 +21,7 @@ It answers whatever the transport needs to be tested against, chosen by path:
                    each connection drops after K events, in the middle of the next
   /sse-replay/N/K  the same, but ignoring Last-Event-ID: connection c replays 1..c*K
   /sse-then/KEY/K/S  first request per KEY: K events then a drop; later ones: status S
+                   (?retry_after=R adds Retry-After: R to those)
   /sse-keepalive-events  `keepalive` events only, until the client leaves
   /sse-end-noid    a step with id 1, then an `end` event that sets no id of its own
   /stats           {"connections": number of TCP connections accepted}
@@ -208,13 +209,14 @@ routes["sse-replay"] = function(stream, _, _, _, arg)
 end
 
 local then_counts = {}
-routes["sse-then"] = function(stream, _, _, _, arg)
+routes["sse-then"] = function(stream, _, _, query, arg)
   local key, k, status = arg:match("^([^/]+)/(%d+)/(%d+)$")
   then_counts[key] = (then_counts[key] or 0) + 1
   if then_counts[key] == 1 then return serve_run(stream, 1, 1000, tonumber(k)) end
   local body = cjson.encode { message = "gone" }
   if status == "204" then body = nil end
-  respond(stream, tonumber(status), body)
+  local retry_after = (query or ""):match("retry_after=([^&]+)")
+  respond(stream, tonumber(status), body, nil, retry_after and { ["retry-after"] = retry_after })
 end
 
 routes["sse-end-noid"] = function(stream)
