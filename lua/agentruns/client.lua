@@ -26,6 +26,7 @@ err.argument naming it). Each call runs: build request -> hooks -> transport
 ]]
 local errors = require "agentruns.errors"
 local json = require "agentruns.json"
+local observe = require "agentruns.observe"
 local runtime = require "agentruns.runtime"
 local url = require "agentruns.url"
 local transports = require "agentruns.transport"
@@ -34,7 +35,6 @@ local M = {}
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
-local SECRET_HEADER_WORDS = { "auth", "key", "token", "secret", "cookie", "password", "signature" }
 
 M.defaults = {
   timeout = 60,                  -- seconds for a whole request
@@ -51,33 +51,7 @@ M.defaults = {
 
 local REDIRECT_STATUS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
---- True when a header name may carry a credential (its value is hidden).
-function M.is_secret_header(name)
-  local lname = name:lower()
-  for _, w in ipairs(SECRET_HEADER_WORDS) do
-    if lname:find(w, 1, true) then return true end
-  end
-  return false
-end
-
--- Header lines -> { name = value } with credentials replaced by "REDACTED".
-local function redacted_headers(lines)
-  local out = {}
-  for _, line in ipairs(lines) do
-    local name, value = line:match("^([^:]+):%s*(.*)$")
-    out[name:lower()] = M.is_secret_header(name) and "REDACTED" or value
-  end
-  return out
-end
-
--- A copy of a { name = value } header map with credential-looking values hidden.
-local function redact_map(headers)
-  local out = {}
-  for name, value in pairs(headers or {}) do
-    out[name] = M.is_secret_header(name) and "REDACTED" or value
-  end
-  return out
-end
+M.is_secret_header = observe.is_secret_header
 
 local function preview(body)
   local s = body:sub(1, 64):gsub("[%c]", " ")
@@ -345,10 +319,8 @@ local function launch(call, redirect)
   local client, req = call.client, call.req
   if not redirect then call.attempts = call.attempts + 1 end
   call.started = runtime.now()
-  if client.on_request then
-    client.on_request { method = req.method, url = url.redact(req.url, client.provider.secret_query),
-                        headers = redacted_headers(req.headers), body = req.body, attempt = call.attempts }
-  end
+  observe.request(client, { method = req.method, url = url.redact(req.url, client.provider.secret_query),
+                            headers = req.headers, body = req.body, attempt = call.attempts })
   call.pending = client.transport:start(req)
 end
 
@@ -359,12 +331,10 @@ function Call:await()
   while true do
     local res, terr = self.pending:await()
     self.pending = nil
-    if client.on_response then
-      client.on_response { method = req.method, url = url.redact(req.url, client.provider.secret_query),
-                           status = res and res.status, headers = res and redact_map(res.headers),
-                           error = terr and tostring(terr), attempt = self.attempts,
-                           elapsed = runtime.now() - self.started }
-    end
+    observe.response(client, { method = req.method, url = url.redact(req.url, client.provider.secret_query),
+                               status = res and res.status, headers = res and res.headers,
+                               error = terr and tostring(terr), attempt = self.attempts,
+                               elapsed = runtime.now() - self.started })
     local next_req = res and M.redirect_request(client, req, res, self.redirects)
     if next_req then
       self.redirects = self.redirects + 1
@@ -442,6 +412,7 @@ function Call:settle(value, err)
     self.err = err
     return true, nil, err
   end
+  observe.retry(client, { method = req.method, url = url.redact(req.url, client.provider.secret_query) }, err, delay)
   client.transport:sleep(delay)
   if self.err then return true, nil, self.err end -- canceled while it slept
   launch(self)
@@ -570,12 +541,7 @@ function M.define(provider)
       end
       self[k] = given or v
     end
-    for _, hook in ipairs { "on_request", "on_response" } do
-      if opts[hook] ~= nil and type(opts[hook]) ~= "function" then
-        error(string.format("agentruns.%s.new: %s must be a function", provider.name, hook), 2)
-      end
-      self[hook] = opts[hook]
-    end
+    observe.setup(self, opts, "agentruns." .. provider.name .. ".new", 2)
     self.follow_redirects = opts.follow_redirects == true
     self.allow_insecure = opts.allow_insecure == true
     self.user_agent = opts.user_agent or ("agentruns/" .. require("agentruns.core").version .. " (" .. _VERSION

@@ -27,6 +27,7 @@ local core = require "agentruns.core"
 local client_mod = require "agentruns.client"
 local errors = require "agentruns.errors"
 local json = require "agentruns.json"
+local observe = require "agentruns.observe"
 local runtime = require "agentruns.runtime"
 local url = require "agentruns.url"
 
@@ -42,10 +43,33 @@ local Stream = {}
 Stream.__index = Stream
 Stream.__name = "agentruns.Stream"
 
+-- What the hooks and the log see of this stream's request.
+local function shown(self)
+  return { method = self.req.method, url = url.redact(self.req.url, self.client.provider.secret_query) }
+end
+
+-- Log the end of the stream once: "end", "closed" or "error".
+local function ended(self, how, err)
+  if self.end_logged or not self.req then return end
+  self.end_logged = true
+  observe.stream_end(self.client, shown(self), how, err, self.delivered)
+end
+
 local function fail(self, err)
   self.err = err
+  ended(self, "error", err)
   self:close()
   return nil, err
+end
+
+-- Tell the on_response hook and the log how a connection was answered, once per connection.
+local function answered(self, status, headers, err)
+  if self.answered then return end
+  self.answered = true
+  local info = shown(self)
+  info.status, info.headers, info.error = status, headers, err and tostring(err)
+  info.attempt, info.elapsed, info.stream = self.connections, runtime.now() - self.connected_at, true
+  observe.response(self.client, info)
 end
 
 -- Open a connection, resuming after the last event ID when there is one.
@@ -62,6 +86,11 @@ local function connect(self)
   req.timeout = nil -- a stream lasts as long as the run; idle_timeout guards it
   self.parser:reset()
   self.connections = self.connections + 1
+  local info = shown(self)
+  info.headers, info.attempt, info.stream = headers, self.connections, true
+  info.reconnect, info.last_event_id = self.connections > 1 or nil, last
+  observe.request(self.client, info)
+  self.connected_at, self.answered = runtime.now(), false
   self.conn = self.client.transport:open_stream(req, self.parser)
   self.checked = false
 end
@@ -101,6 +130,7 @@ local function reconnect(self, cause)
     if delay > M.defaults.reconnect_max_delay then delay = M.defaults.reconnect_max_delay end
     delay = delay / 2 + runtime.random() * delay / 2
   end
+  observe.stream_drop(self.client, shown(self), cause, delay, self:last_event_id())
   self.client.transport:sleep(delay)
   if self.closed then return nil end
   connect(self)
@@ -136,6 +166,7 @@ local function check_answer(self)
   local status = self.conn:status()
   if not status then return true end
   self.checked = true
+  answered(self, status, self.conn:headers())
   if status == 204 then
     return fail(self, errors.new("http", "the server answered 204 No Content: the stream is over",
       error_fields(self, { status = 204, retryable = false })))
@@ -163,6 +194,7 @@ function Stream:next()
       ev.id_inherited = nil
       if ev.event ~= self.keepalive and (inherited or not seen(self, ev.id)) then
         self.delivered_since_connect = true
+        self.delivered = self.delivered + 1
         self.last_event_at = runtime.now()
         -- the parser's table becomes the event: data decoded, the text kept as raw
         local raw = ev.data
@@ -172,6 +204,7 @@ function Stream:next()
         local out = ev
         if self.terminal[ev.event] then
           self.finished = true
+          ended(self, "end")
           self:close()
         end
         return out
@@ -190,11 +223,13 @@ function Stream:next()
           error_fields(self, { retryable = true })))
       end
     elseif batch == false then -- the server ended the response without the terminal event
+      answered(self, self.conn and self.conn:status())
       if not reconnect(self, errors.new("network", "the server closed the stream before its end event",
         error_fields(self, { retryable = true }))) then
         return nil, self.err
       end
     else
+      answered(self, err.status, err.headers, err.status == nil and err or nil)
       local status = err.status
       local cause
       if err.kind == "http" then -- the API's own message, status, request id
@@ -219,6 +254,7 @@ end
 
 --- Close the connection; the stream ends. Idempotent.
 function Stream:close()
+  if not self.closed then ended(self, "closed") end
   self.closed = true
   if self.conn then
     self.conn:close()
@@ -249,7 +285,8 @@ function M.open(client, ep, ...)
   for i = 1, n do path_values[ep.path_names[i]] = select(i, ...) end
   local params, opts = select(n + 1, ...)
   local self = setmetatable({ client = client, queue = {}, qi = 1, seen_ids = {}, seen_count = 0,
-                              failures = 0, connections = 0, terminal = {}, keepalive = ep.stream.keepalive,
+                              failures = 0, connections = 0, delivered = 0, terminal = {},
+                              keepalive = ep.stream.keepalive,
                               last_event_at = runtime.now(), max_reconnects = M.defaults.max_reconnects }, Stream)
   for _, name in ipairs(ep.stream.terminal or {}) do self.terminal[name] = true end
   local req, err = client_mod.build(client, ep, path_values, params, opts)
