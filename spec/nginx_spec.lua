@@ -441,9 +441,9 @@ describe("nginx", function()
     -- nginx started as root runs its worker as `nobody`, which cannot read a checkout under an
     -- owner-only directory (a mktemp -d, a ~ with mode 0700): run the worker as the invoking user.
     local globals = "daemon off;"
-    local p = io.popen("[ \"$(id -u)\" = 0 ] && echo \"$(id -un) $(id -gn)\"")
-    local me = p:read("*l")
-    p:close()
+    local who = io.popen("[ \"$(id -u)\" = 0 ] && echo \"$(id -un) $(id -gn)\"")
+    local me = who:read("*l")
+    who:close()
     if me and me ~= "" then globals = globals .. " user " .. me .. ";" end
     local k = sb.keys
     local env = {
