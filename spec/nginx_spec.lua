@@ -129,7 +129,7 @@ local RAW = {
   folded = { "HTTP/1.1 200 OK\r\nX-Folded: one\r\n  two\r\nContent-Length: 0\r\n\r\n" },
   slow_headers = { "HTTP/1.1 200 OK\r\n", 3 },
   slow_body = { "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12", 0.1, "3", 0.1, "4", 0.1, "5", 0.1, "6", 3 },
-  sse = { SSE_HEAD, chunk("retry: 50\n\nid: 1\nevent: a\ndata: x\n\n"), 0.3,
+  sse = { SSE_HEAD, chunk("retry: 50\n\nid: 1\nevent: a\ndata: x\n\n"), 1,
     chunk("id: 2\nda"), chunk("ta: y\n"), chunk("\n"), "0\r\n\r\n" },
   sse_split = { { split = SSE_HEAD .. chunk("id: 1\r\ndata: one\r\n\r\n") .. chunk("id: 2\ndata: two\n\n")
     .. "0\r\n\r\n" } },
@@ -566,8 +566,8 @@ describe("nginx", function()
     end)
 
     it("keeps serving while one request waits in a slow agentruns call (one worker)", function()
-      -- the slow request: its API calls are held 1.5 s by the sandbox
-      local slow = session:request { url = base .. "/summary", headers = { "x-sandbox-fault: delay=1.5" },
+      -- the slow request: its API calls are held 4 s by the sandbox, ample for the fast one on a busy machine
+      local slow = session:request { url = base .. "/summary", headers = { "x-sandbox-fault: delay=4" },
                                      timeout = 30, connect_timeout = 5 }
       local in_flight = wait_until(function()
         session:perform(0)
@@ -738,8 +738,8 @@ describe("nginx", function()
       local out = probe("case=raw&r=slow_headers&idle=0.3")
       assert.same({ "timeout", "no data received for 0.3 seconds (idle_timeout)", true },
                   { out.err.kind, out.err.message, out.err.sent })
-      -- bytes keep coming, but the whole request may take 0.3 s
-      out = probe("case=raw&r=slow_body&timeout=0.3&idle=0.3")
+      -- bytes keep coming (every 0.1 s, far inside idle 2 s), but the whole request may take 0.3 s
+      out = probe("case=raw&r=slow_body&timeout=0.3&idle=2")
       assert.same({ "timeout", "request timed out after 0.3 seconds (timeout)", 200 },
                   { out.err.kind, out.err.message, out.err.status })
     end)
@@ -751,7 +751,8 @@ describe("nginx", function()
       assert.equal(200, probe("case=await_elsewhere").res.status)
       local out = probe("case=cancel")
       assert.same({ "canceled", "transfer canceled" }, { out.err.kind, out.err.message })
-      assert.is_true(out.waited < 1, "await waited " .. out.waited .. " s after cancel")
+      -- the sandbox answers 5 s after the start: an await that waited for it took about 4.9 s
+      assert.is_true(out.waited < 4, "await waited " .. out.waited .. " s after cancel")
     end)
 
     it("returns a 404 JSON error through a client as kind http, status 404", function()
@@ -767,7 +768,7 @@ describe("nginx", function()
         local out = probe("case=stream&r=sse&wait=0.05")
         assert.is_true(out.ended)
         assert.same({ { id = "1", event = "a", data = "x" }, { id = "2", event = "message", data = "y" } }, out.events)
-        assert.is_true(out.waits >= 1, "read(0.05) never came back empty during the 0.3 s pause")
+        assert.is_true(out.waits >= 1, "read(0.05) never came back empty during the 1 s pause")
         assert.equal(200, out.status)
         assert.equal("text/event-stream", out.headers["content-type"])
         out = probe("case=stream&r=sse_split")
