@@ -29,12 +29,14 @@ describe("agentruns scheduler", function()
   end)
 
   local SLOW = { headers = { ["x-sandbox-fault"] = "delay=0.2" } }
+  local HELD = { headers = { ["x-sandbox-fault"] = "delay=1.5" } }
 
   it("runs 50 gathered calls at once, and returns their results in order", function()
     stats(true)
     local fns = {}
     for i = 1, 50 do
-      fns[i] = function() return tr:list_runs({ pageSize = 1, page = i }, SLOW) end
+      -- each held 1.5 s: far longer than starting all 50 takes, even under valgrind on a busy machine
+      fns[i] = function() return tr:list_runs({ pageSize = 1, page = i }, HELD) end
     end
     local results = agentruns.gather(fns)
     assert.equal(50, #results)
@@ -95,7 +97,7 @@ describe("agentruns scheduler", function()
   it("sleeps without holding up other tasks", function()
     local order = {}
     agentruns.gather {
-      function() agentruns.sleep(0.2); order[#order + 1] = "slept" end,
+      function() agentruns.sleep(1.5); order[#order + 1] = "slept" end, -- outlasts the call, even under load
       function() assert(tr:list_integrations()); order[#order + 1] = "called" end,
     }
     assert.same({ "called", "slept" }, order)
