@@ -42,16 +42,15 @@ location may be reused by another with a different trust setting.
 ]]
 -- luacheck: globals ngx
 local core = require "agentruns.core"
+local http1 = require "agentruns.http1"
 
-local byte, find, sub, lower, format = string.byte, string.find, string.sub, string.lower, string.format
+local byte, find, lower, format = string.byte, string.find, string.lower, string.format
 local concat = table.concat
 local ceil = math.ceil
 
 local M = {}
 
 local PHASES = { rewrite = true, access = true, content = true, timer = true }
-local MAX_HEADER_BYTES = 256 * 1024
-local MAX_CHUNK_LINE = 4096      -- a chunk-size line with its extensions
 local READ_SIZE = 65536
 local DEFAULT_MAX_BODY = 64 * 1024 * 1024
 local DEFAULT_CONNECT_TIMEOUT = 300 -- as libcurl
@@ -75,22 +74,6 @@ local function ms(seconds)
   local v = ceil(seconds * 1000)
   if v < 1 then v = 1 end
   return v
-end
-
-local function trim(s)
-  local i, j = 1, #s
-  while i <= j and (byte(s, i) == 32 or byte(s, i) == 9) do i = i + 1 end
-  while j >= i and (byte(s, j) == 32 or byte(s, j) == 9) do j = j - 1 end
-  return sub(s, i, j)
-end
-
--- True when the comma-separated header value `list` holds `token` (lower case).
-local function has_token(list, token)
-  if not list then return false end
-  for item in list:gmatch("[^,]+") do
-    if lower(trim(item)) == token then return true end
-  end
-  return false
 end
 
 --[[ Checking and encoding the request (misuse raises, before anything is sent). ]]
@@ -241,7 +224,8 @@ function Exchange:open(fresh)
         format("TLS handshake with %s:%d failed: %s", u.host, u.port, tostring(herr)), self.sent)
     end
   end
-  self.sock, self.buf, self.pos, self.got_bytes = sock, "", 1, false
+  self.sock, self.got_bytes = sock, false
+  self.parser = http1.response_parser { method = self.method }
   self.last_activity = ngx.now()
   local left, why = self:time_left()
   if left <= 0 then return self:fail(why) end
@@ -285,54 +269,21 @@ function Exchange:recv(wait_until)
   return data
 end
 
--- Up to n bytes (n >= 1): what is buffered, else what one receive brings.
-function Exchange:some(n, wait_until)
-  local avail = #self.buf - self.pos + 1
-  if avail <= 0 then
-    local data, err = self:recv(wait_until)
-    if not data then return nil, err end
-    self.buf, self.pos, avail = data, 1, #data
+-- Receive once and push it into the response parser: true, or nil and a
+-- reason (a socket reason, or a failure the parser found). A close that may
+-- call for a resend is left to the caller.
+function Exchange:absorb(wait_until)
+  local data, err = self:recv(wait_until)
+  local ok, perr
+  if data then
+    ok, perr = self.parser:feed(data)
+  elseif err == "closed" and not self:may_resend(err) then
+    ok, perr = self.parser:eof()
+  else
+    return nil, err
   end
-  if n > avail then n = avail end
-  local out = sub(self.buf, self.pos, self.pos + n - 1)
-  self.pos = self.pos + n
-  return out
-end
-
---[[
-The next line without its LF (and CR), and the bytes it took. More than
-`limit` bytes without a line end is nil, "long". While waiting for the end of
-a line the pieces are only collected, so a line sent byte by byte still
-costs linear time.
-]]
-function Exchange:line(limit, wait_until)
-  local buf, pos = self.buf, self.pos
-  local nl = find(buf, "\n", pos, true)
-  if not nl then
-    local parts, size = { sub(buf, pos) }, #buf - pos + 1
-    repeat
-      if size > limit then
-        self.buf, self.pos = concat(parts), 1
-        return nil, "long"
-      end
-      local data, err = self:recv(wait_until)
-      if not data then
-        self.buf, self.pos = concat(parts), 1
-        return nil, err
-      end
-      parts[#parts + 1] = data
-      size = size + #data
-    until find(data, "\n", 1, true)
-    buf, pos = concat(parts), 1
-    nl = find(buf, "\n", 1, true)
-  end
-  if nl - pos > limit then
-    self.buf, self.pos = buf, pos
-    return nil, "long"
-  end
-  self.buf, self.pos = buf, nl + 1
-  if nl > pos and byte(buf, nl - 1) == 13 then return sub(buf, pos, nl - 2), nl - pos + 1 end
-  return sub(buf, pos, nl - 1), nl - pos + 1
+  if ok then return true end
+  return nil, failure(perr.kind, perr.message, self.sent, self.parser.status)
 end
 
 function Exchange:timeout_message(why)
@@ -367,93 +318,23 @@ function Exchange:fail(reason)
   return failure("network", message, self.sent, self.status)
 end
 
-local function bad(self, message)
-  return failure("network", message, self.sent, self.status)
-end
-
-local function headers_too_large(self)
-  return failure("limit", format("response headers exceed %d bytes", MAX_HEADER_BYTES), self.sent, self.status)
-end
-
--- Decide how the body is delimited, once the headers are in (RFC 9112 6.3).
-function Exchange:frame()
-  local h, status = self.headers, self.status
-  self.keep = self.version == "1.1" and status ~= 101 and not has_token(h.connection, "close")
-    and not self.fresh_pool
-  if self.method == "HEAD" or status < 200 or status == 204 or status == 304 then
-    self.body_state = "done"
-  elseif h["transfer-encoding"] then
-    local last = h["transfer-encoding"]:match(".*,(.*)$") or h["transfer-encoding"]
-    if lower(trim(last)) == "chunked" then
-      self.body_state = "size"
-    else
-      self.body_state, self.keep = "close", false
-    end
-    if h["content-length"] then self.keep = false end -- both: never trust this connection again
-  elseif h["content-length"] then
-    local n
-    for item in h["content-length"]:gmatch("[^,]+") do -- "N, N" from repeated headers
-      local v = trim(item)
-      if not v:match("^%d+$") or #v > 15 or (n and tonumber(v) ~= n) then
-        return bad(self, "invalid Content-Length in the response")
-      end
-      n = tonumber(v)
-    end
-    if not n then return bad(self, "invalid Content-Length in the response") end
-    self.body_state, self.left = "length", n
-    if n == 0 then self.body_state = "done" end
-  else
-    self.body_state, self.keep = "close", false
-  end
-end
-
 --[[
-Read the status line and headers (skipping 1xx interim answers). Returns
-true, or nil and a reason ("wait" when the caller's wait ran out first;
-calling again goes on where this stopped).
+Read the status line and headers (the parser skips 1xx interim answers).
+Returns true, or nil and a reason ("wait" when the caller's wait ran out
+first; calling again goes on where this stopped).
 ]]
 function Exchange:read_head(wait_until)
-  while not self.head_done do
-    local line, used = self:line(MAX_HEADER_BYTES - (self.head_bytes or 0), wait_until)
-    if not line then
-      if used == "long" then return nil, headers_too_large(self) end
-      if self:may_resend(used) then
-        local err = self:resend()
-        if err then return nil, err end
-      else
-        return nil, used
-      end
-    else
-      self.head_bytes = (self.head_bytes or 0) + used
-      if not self.status then
-        local version, code, after = line:match("^HTTP/(1%.%d) (%d%d%d)(.?)")
-        if not version or (after ~= "" and after ~= " ") then
-          return nil, bad(self, "the server's answer is not HTTP/1.x")
-        end
-        self.version, self.status, self.headers, self.last_name = version, tonumber(code), {}, nil
-      elseif line == "" then
-        if self.status >= 100 and self.status < 200 and self.status ~= 101 then
-          self.status = nil -- an interim answer: the real one follows
-        else
-          self.head_done = true
-          local err = self:frame()
-          if err then return nil, err end
-        end
-      elseif byte(line) == 32 or byte(line) == 9 then -- obsolete line folding: part of the previous value
-        if not self.last_name then return nil, bad(self, "invalid header line in the response") end
-        local h = self.headers
-        h[self.last_name] = h[self.last_name] .. " " .. trim(line)
-      else
-        local colon = find(line, ":", 1, true)
-        local name = colon and sub(line, 1, colon - 1)
-        if not name or not name:match(TOKEN) then return nil, bad(self, "invalid header line in the response") end
-        name = lower(name)
-        local value, h = trim(sub(line, colon + 1)), self.headers
-        h[name] = h[name] and (h[name] .. ", " .. value) or value
-        self.last_name = name
-      end
+  local p = self.parser
+  while not p.head_done do
+    local ok, reason = self:absorb(wait_until)
+    if not ok then
+      if not self:may_resend(reason) then return nil, reason end
+      local err = self:resend()
+      if err then return nil, err end
+      p = self.parser
     end
   end
+  self.head_done, self.status, self.headers = true, p.status, p.headers
   return true
 end
 
@@ -462,85 +343,27 @@ The next piece of the body: a non-empty string, false at its end, or nil
 and a reason. Like read_head it can stop on "wait" and go on later.
 ]]
 function Exchange:piece(wait_until)
+  local p = self.parser
   while true do
-    local state = self.body_state
-    if state == "done" then
-      return false
-    elseif state == "length" or state == "data" then
-      local data, err = self:some(self.left, wait_until)
-      if not data then
-        if err == "closed" then
-          return nil, bad(self, format("the connection closed %d bytes before the end of the response body",
-            self.left))
-        end
-        return nil, err
-      end
-      self.left = self.left - #data
-      if self.left == 0 then self.body_state = state == "length" and "done" or "data_end" end
-      return data
-    elseif state == "close" then -- until the server closes
-      local data, err = self:some(READ_SIZE, wait_until)
-      if data then return data end
-      if err ~= "closed" then return nil, err end
-      self.body_state = "done"
-      return false
-    elseif state == "size" then
-      local line, err = self:line(MAX_CHUNK_LINE, wait_until)
-      if not line then
-        if err == "long" then return nil, bad(self, "invalid chunk size line in the response body") end
-        if err == "closed" then return nil, bad(self, "the connection closed in the middle of a chunked body") end
-        return nil, err
-      end
-      local digits, rest = line:match("^(%x+)(.*)$")
-      if not digits or #digits > 12 or not (find(rest, "^[ \t]*$") or find(rest, "^[ \t]*;")) then
-        return nil, bad(self, "invalid chunk size line in the response body")
-      end
-      local n = tonumber(digits, 16)
-      if n == 0 then
-        self.body_state = "trailer"
-      else
-        self.body_state, self.left = "data", n
-      end
-    elseif state == "data_end" then -- the CRLF after a chunk's data
-      local line, err = self:line(2, wait_until)
-      if line ~= "" then
-        if err == "closed" then return nil, bad(self, "the connection closed in the middle of a chunked body") end
-        if line or err == "long" then return nil, bad(self, "invalid chunked body: no line end after a chunk") end
-        return nil, err
-      end
-      self.body_state = "size"
-    else -- "trailer": fields after the last chunk, read and left out
-      local line, used = self:line(MAX_HEADER_BYTES - self.head_bytes, wait_until)
-      if not line then
-        if used == "long" then return nil, headers_too_large(self) end
-        if used == "closed" then return nil, bad(self, "the connection closed in the middle of a chunked body") end
-        return nil, used
-      end
-      self.head_bytes = self.head_bytes + used
-      if line == "" then self.body_state = "done" end
-    end
+    local data = p:take()
+    if data then return data end
+    if p:done() then return false end
+    local ok, reason = self:absorb(wait_until)
+    if not ok then return nil, reason end
   end
 end
 
 -- The whole body (at most max_body bytes); nil, reason on failure.
 function Exchange:read_body()
-  local max, parts, size = self.max_body, {}, 0
-  if self.body_state == "length" and self.left > max then
-    return nil, failure("limit", format("response body exceeds max_body_size (%.0f bytes)", max), self.sent,
-      self.status)
-  end
+  local ok, err = self.parser:limit_body(self.max_body)
+  if not ok then return nil, failure(err.kind, err.message, self.sent, self.status) end
+  local parts = {}
   while true do
-    local data, err = self:piece()
-    if data == false then break end
-    if not data then return nil, err end
-    size = size + #data
-    if size > max then
-      return nil, failure("limit", format("response body exceeds max_body_size (%.0f bytes)", max), self.sent,
-        self.status)
-    end
+    local data, reason = self:piece()
+    if data == false then return concat(parts) end
+    if not data then return nil, reason end
     parts[#parts + 1] = data
   end
-  return concat(parts)
 end
 
 -- After a complete response: back to the pool when it may be reused, else closed.
@@ -548,7 +371,8 @@ function Exchange:finish()
   local sock = self.sock
   if not sock then return end
   self.sock = nil
-  if self.keep and self.body_state == "done" and self.pos > #self.buf then
+  local p = self.parser
+  if p.keep and not self.fresh_pool and p:done() and p:leftover() == "" then
     local t = self.transport
     if sock:setkeepalive(t.keepalive_timeout, t.pool_size) then return end
   end
