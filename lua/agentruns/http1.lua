@@ -14,7 +14,8 @@ skipped (101 ends the head like any final answer). Headers are lower-cased;
 repeated ones are joined with ", ", obsolete folded lines with a space.
 
 The framing follows RFC 9112 section 6.3: no body for HEAD, 1xx, 204 and 304;
-chunked when it is the last transfer coding (trailers are read and left out);
+chunked (trailers are read and left out; any other transfer coding is refused,
+as this client could not decode it);
 else Content-Length (repeats must agree); else until the server closes.
 `p.keep` tells whether the connection may be reused once the response is done:
 HTTP/1.1, no `Connection: close`, a body delimited by length or chunks, and
@@ -110,12 +111,11 @@ local function frame(self)
   if self.method == "HEAD" or status < 200 or status == 204 or status == 304 then
     self.state = "done"
   elseif h["transfer-encoding"] then
-    local last = h["transfer-encoding"]:match(".*,(.*)$") or h["transfer-encoding"]
-    if lower(trim(last)) == "chunked" then
-      self.state = "size"
-    else
-      self.state, self.keep = "close", false
+    -- chunked is all this client decodes: another coding would hand the caller encoded bytes
+    if lower(trim(h["transfer-encoding"])) ~= "chunked" then
+      return bad(self, "unsupported Transfer-Encoding in the response (only chunked is read)")
     end
+    self.state = "size"
     if h["content-length"] then self.keep = false end -- both: never trust this connection again
   elseif h["content-length"] then
     local n
@@ -157,7 +157,9 @@ local function head_line(self, line)
   else
     local colon = find(line, ":", 1, true)
     local name = colon and sub(line, 1, colon - 1)
-    if not name or not name:match(TOKEN) then return bad(self, "invalid header line in the response") end
+    if not name or not name:match(TOKEN) or find(line, "[%z\1-\8\10-\31\127]", colon) then
+      return bad(self, "invalid header line in the response")
+    end
     name = lower(name)
     local value, h = trim(sub(line, colon + 1)), self.headers
     h[name] = h[name] and (h[name] .. ", " .. value) or value
