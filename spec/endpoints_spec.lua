@@ -1,0 +1,73 @@
+-- Every endpoint is one table entry, one wire case and one sandbox route: this walks each
+-- provider's endpoint table and fails for an endpoint that spec/wire_spec.lua never calls or
+-- that the sandbox does not serve, so a new endpoint cannot land half done.
+local agentruns = require "agentruns"
+
+local PROVIDERS = {
+  -- provider, the client variable of spec/wire_spec.lua, the sandbox prefix of its base URL
+  { name = "toolregistry", var = "tr", base = "/toolregistry" },
+  { name = "happyrobot", var = "hr", base = "/happyrobot" },
+  { name = "humm", var = "humm", base = "/humm" },
+}
+
+local function read(path)
+  local f = assert(io.open(path))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function sorted_names(t)
+  local names = {}
+  for name in pairs(t) do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+describe("the endpoint tables", function()
+  local wire = read("spec/wire_spec.lua")
+  local sandbox = require("agentruns.sandbox.server").new {}
+  sandbox.url = "http://127.0.0.1:1" -- never listens: only its routes are read
+
+  -- What is missing for each endpoint of provider `p`: a list of lines, empty when nothing is.
+  local function gaps(p, endpoints)
+    local mounts = require("agentruns.sandbox." .. p.name).new(sandbox.context).mounts
+    -- the sandbox route that serves `method` `path` (a path with its parameters filled in)
+    local function route(method, path)
+      local best
+      for _, mount in ipairs(mounts) do
+        if path:sub(1, #mount.prefix) == mount.prefix and (not best or #mount.prefix > #best.prefix) then
+          best = mount
+        end
+      end
+      return best and best.router:match(method, path:sub(#best.prefix + 1))
+    end
+    local missing = {}
+    for _, name in ipairs(sorted_names(endpoints)) do
+      local ep = endpoints[name]
+      if not wire:find(p.var .. ":" .. name .. "[%s%(%{\"']") then
+        missing[#missing + 1] = name .. ": no call in spec/wire_spec.lua"
+      end
+      local path = p.base .. ep.path:gsub("{[%w_]+}", "x1")
+      if not route(ep.method, path) then
+        missing[#missing + 1] = string.format("%s: the sandbox has no route for %s %s", name, ep.method, ep.path)
+      end
+    end
+    return missing
+  end
+
+  for _, p in ipairs(PROVIDERS) do
+    it(p.name .. ": every endpoint has a wire case and a sandbox route", function()
+      local endpoints = agentruns[p.name].endpoints
+      assert.is_true(#sorted_names(endpoints) >= 5)
+      assert.same({}, gaps(p, endpoints))
+    end)
+  end
+
+  it("notices an endpoint that has neither", function()
+    local endpoints = { invented = { method = "GET", path = "/v1/invented/{id}" } }
+    for name, ep in pairs(agentruns.toolregistry.endpoints) do endpoints[name] = ep end
+    assert.same({ "invented: no call in spec/wire_spec.lua",
+                  "invented: the sandbox has no route for GET /v1/invented/{id}" }, gaps(PROVIDERS[1], endpoints))
+  end)
+end)
