@@ -1,6 +1,6 @@
 # agentruns -- build, test and check.
 #
-#   make                   build the C module for Lua 5.4 (build/lua5.4/agentruns/core.so)
+#   make                   build the C modules for Lua 5.4 (build/lua5.4/agentruns/{sse,curl}.so)
 #   make LUA=luajit        ... for LuaJIT (build/luajit/...); LUA=lua5.1 for Lua 5.1
 #   make test              install what is missing, build, run every suite; ends "N passed, N failed"
 #   make test-stress       the busted suites from a fresh clone in an owner-only dir, under CPU load
@@ -37,22 +37,29 @@ CFLAGS_ALL = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(OPT)
              $(LUA_CFLAGS) $(CURL_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = -shared $(LDFLAGS)
 
-SRCS := src/core.c src/error.c src/headers.c src/lsse.c src/session.c src/sse.c
+# agentruns.sse: the parser, nothing but Lua linked; agentruns.curl: sessions and transfers.
+SSE_SRCS := src/lsse.c src/sse.c src/buf.c src/error.c
+CURL_SRCS := src/lcurl.c src/session.c src/transfer.c src/request.c src/headers.c src/buf.c src/error.c
 HDRS := $(wildcard src/*.h)
-OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
-MODULE := $(BUILD)/agentruns/core.so
+SSE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SSE_SRCS))
+CURL_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CURL_SRCS))
+MODULES := $(BUILD)/agentruns/sse.so $(BUILD)/agentruns/curl.so
 
 .PHONY: all test test-stress deps asan valgrind fuzz bench lint demo sandbox clean
 
-all: $(MODULE)
+all: $(MODULES)
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(MODULE): $(OBJS)
+$(BUILD)/agentruns/sse.so: $(SSE_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(OBJS) $(CURL_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(SSE_OBJS)
+
+$(BUILD)/agentruns/curl.so: $(CURL_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(CURL_OBJS) $(CURL_LIBS)
 
 deps:
 	@sh scripts/deps.sh

@@ -24,8 +24,13 @@ external_dependencies = {
 build = {
   type = "builtin",
   modules = {
-    ["agentruns.core"] = {
-      sources = { "src/core.c", "src/error.c", "src/headers.c", "src/lsse.c", "src/session.c", "src/sse.c" },
+    ["agentruns.sse"] = {
+      sources = { "src/lsse.c", "src/sse.c", "src/buf.c", "src/error.c" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+    },
+    ["agentruns.curl"] = {
+      sources = { "src/lcurl.c", "src/session.c", "src/transfer.c", "src/request.c", "src/headers.c",
+                  "src/buf.c", "src/error.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },
@@ -34,10 +39,12 @@ build = {
     ["agentruns.client"] = "lua/agentruns/client.lua",
     ["agentruns.errors"] = "lua/agentruns/errors.lua",
     ["agentruns.happyrobot"] = "lua/agentruns/happyrobot.lua",
+    ["agentruns.http1"] = "lua/agentruns/http1.lua",
     ["agentruns.humm"] = "lua/agentruns/humm.lua",
     ["agentruns"] = "lua/agentruns/init.lua",
     ["agentruns.json"] = "lua/agentruns/json.lua",
     ["agentruns.loop"] = "lua/agentruns/loop.lua",
+    ["agentruns.observe"] = "lua/agentruns/observe.lua",
     ["agentruns.paginate"] = "lua/agentruns/paginate.lua",
     ["agentruns.runtime"] = "lua/agentruns/runtime.lua",
     ["agentruns.sandbox.control"] = "lua/agentruns/sandbox/control.lua",

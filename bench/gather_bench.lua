@@ -15,7 +15,7 @@ assert(run_id, "usage: gather_bench.lua SERVER_LABEL BASE_URL API_KEY RUN_ID [SA
 if fault == "-" then fault = nil end
 
 local agentruns = require "agentruns"
-local clock = agentruns.core.now
+local clock = agentruns.curl.now
 local runtime = (rawget(_G, "jit") and jit.version) or _VERSION
 local CALLS = 50
 local RUNS_ONE, RUNS_GATHERED, RUNS_SEQUENTIAL = 5, 5, tonumber(arg[6]) or 1

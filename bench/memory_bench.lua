@@ -18,7 +18,7 @@ local limit = tonumber(arg[4]) or 60
 assert(mode and base_url and size, "usage: memory_bench.lua stream|each_run BASE_URL SIZE")
 
 local agentruns = require "agentruns"
-local clock = agentruns.core.now
+local clock = agentruns.curl.now
 local runtime = (rawget(_G, "jit") and jit.version) or _VERSION
 
 local function status_kb(field)

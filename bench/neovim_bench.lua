@@ -9,7 +9,7 @@
 -- The driver measures the longest gap between two ticks of a 50 ms uv timer. Prints, per run:
 --   nvim  max_gap_ms  ticks  seconds  events  listed  finished
 local nvim = require "spec.support.nvim"
-local clock = require("agentruns.core").now
+local clock = require("agentruns.curl").now
 
 local sandbox_url, runs = arg[1], tonumber(arg[2]) or 3
 assert(sandbox_url, "usage: neovim_bench.lua SANDBOX_URL [RUNS]")

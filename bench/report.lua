@@ -107,7 +107,7 @@ function report.sse()
   local rows, worst = {}, nil
   for _, name in ipairs(order) do
     local list = corpora[name]
-    -- eventsource-parser first, then agentruns.core, then the pure-Lua parser
+    -- eventsource-parser first, then agentruns.sse, then the pure-Lua parser
     local rank = function(e)
       if e.parser:find("^eventsource") then return 1 end
       if e.parser:find("^agentruns") then return 2 end
@@ -141,7 +141,7 @@ function report.sse()
   end
   print_table({ "corpus", "parser", "runtime", "events/s", "MB/s", "events/s vs eventsource-parser" }, rows)
   if worst then
-    print(string.format("goal: agentruns.core >= 1.00x eventsource-parser's events/s on every corpus, both " ..
+    print(string.format("goal: agentruns.sse >= 1.00x eventsource-parser's events/s on every corpus, both " ..
                         "interpreters -- %s (lowest %.2fx: %s, %s)", verdict(worst.ratio >= 1), worst.ratio,
                         worst.corpus, worst.runtime))
   end

@@ -5,7 +5,7 @@
 -- MODE is one of
 --   agentruns   tr:get_run(RUN_ID) on agentruns.toolregistry.new{ base_url = BASE_URL }: argument
 --               checks, the request, status handling, JSON decode (the whole provider call)
---   core        agentruns.core session:request + wait on one session, body not decoded (what
+--   core        agentruns.curl session:request + wait on one session, body not decoded (what
 --               the C core costs by itself, seen from Lua)
 --   luasocket   LuaSocket's socket.http.request(url) then cjson.decode (LuaSocket opens a new
 --               connection per request: it has no keep-alive)
@@ -19,9 +19,9 @@
 local mode, base_url, run_id = arg[1], arg[2], arg[3]
 assert(mode and base_url and run_id, "usage: request_bench.lua MODE BASE_URL RUN_ID")
 
-local core = require "agentruns.core"
+local curl = require "agentruns.curl"
 local cjson = require "cjson"
-local clock = core.now
+local clock = curl.now
 local runtime = (rawget(_G, "jit") and jit.version) or _VERSION
 local url = base_url .. "/v1/runs/" .. run_id
 
@@ -44,9 +44,9 @@ if mode == "agentruns" then
     return run and run.runId == run_id
   end
 elseif mode == "core" then
-  local session = core.session()
+  local session = curl.session()
   local headers = { "Accept: application/json", "x-api-key: x" }
-  label = "agentruns.core transfer"
+  label = "agentruns.curl transfer"
   one_request = function()
     local res = session:request { url = url, headers = headers }:wait()
     return res and res.status == 200 and #res.body > 0

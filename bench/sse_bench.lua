@@ -1,8 +1,8 @@
--- sse_bench.lua -- throughput of agentruns.core's SSE parser and of a pure-Lua one.
+-- sse_bench.lua -- throughput of agentruns.sse's parser and of a pure-Lua one.
 --
 -- Reads the corpora bench/sse_corpus.lua wrote (the manifest build/bench/sse-corpora.txt),
 -- cuts each into chunks of the same size once, then feeds it several times to a fresh
--- core.sse_parser (events arrive as Lua tables, one array per feed) and to the pure-Lua
+-- sse.parser (events arrive as Lua tables, one array per feed) and to the pure-Lua
 -- reference parser (spec/support/sse_reference.lua). A first untimed pass checks that the
 -- parser saw exactly the manifest's events and data bytes. A second part feeds one 8 MB
 -- event whole and in 1 KB chunks: the time ratio stays near 1 when buffering a long line
@@ -15,7 +15,8 @@
 --   lua5.4 bench/sse_corpus.lua build/bench
 --   LUA_CPATH="build/lua5.4/?.so;;" LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" \
 --     lua5.4 bench/sse_bench.lua build/bench/sse-corpora.txt 16384 | lua5.4 bench/report.lua sse
-local core = require "agentruns.core"
+local curl = require "agentruns.curl"
+local sse = require "agentruns.sse"
 local reference = require "spec.support.sse_reference"
 
 local manifest_path = arg[1] or "build/bench/sse-corpora.txt"
@@ -23,7 +24,7 @@ local CHUNK = tonumber(arg[2]) or 16 * 1024
 local RUNS_CORE, RUNS_REFERENCE, RUNS_LINEAR = 7, 3, 3
 local MIN_RUN = 0.2 -- seconds
 local MB = 1024 * 1024
-local clock = core.now
+local clock = curl.now
 local runtime = (rawget(_G, "jit") and jit.version) or _VERSION
 
 local function record(...)
@@ -75,7 +76,7 @@ local function check(name, new_parser, chunks, corpus)
 end
 
 local PARSERS = {
-  { "agentruns.core", core.sse_parser, RUNS_CORE },
+  { "agentruns.sse", sse.parser, RUNS_CORE },
   { "pure-Lua reference", reference.new, RUNS_REFERENCE },
 }
 

@@ -97,9 +97,9 @@ printf("\n== Humm: a schedule's run history\n")
 local schedule_id = os.getenv "HUMM_SCHEDULE_ID"
 if not schedule_id then
   -- The sandbox lists its seeded ids; the real API has no "list schedules".
-  local core = agentruns.core
+  local curl = agentruns.curl
   local base = humm.base_url:gsub("/humm$", "")
-  local res = assert(core.session():request({ url = base .. "/_sandbox/fixtures" }):wait())
+  local res = assert(curl.session():request({ url = base .. "/_sandbox/fixtures" }):wait())
   schedule_id = require("cjson").decode(res.body).humm.schedules[2].id
 end
 

@@ -9,7 +9,7 @@ LUA_CFLAGS=$(pkg-config --cflags lua5.4)
 for src in fuzz/*_fuzz.c; do
   name=$(basename "$src" .c)
   clang -g -O1 -std=c99 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -D_POSIX_C_SOURCE=200809L -Isrc $LUA_CFLAGS "$src" src/sse.c src/headers.c -o "build/fuzz/$name"
+    -D_POSIX_C_SOURCE=200809L -Isrc $LUA_CFLAGS "$src" src/sse.c src/buf.c src/headers.c -o "build/fuzz/$name"
   corpus="build/fuzz/$name-corpus"
   mkdir -p "$corpus"
   seeds=""

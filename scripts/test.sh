@@ -97,7 +97,7 @@ rock_install() { # lua-version interpreter [extra luarocks args...]
     LUA_PATH="$tree/share/lua/$ver/?.lua;$tree/share/lua/$ver/?/init.lua;;" \
     LUA_CPATH="$tree/lib/lua/$ver/?.so;;" "$interp" -e '
       local a = require "agentruns"
-      assert(a.core.sse_parser and a.core.session and a.core.version == a._VERSION)
+      assert(a.sse.parser and a.curl.session and a.sse.version == a._VERSION and a.curl.version == a._VERSION)
       assert(a.toolregistry.new and a.happyrobot.new and a.humm.new and a.gather)
     ' && [ -x "$tree/bin/agentruns-sandbox" ] && [ -f "$tree/share/lua/$ver/agentruns/sandbox/server.lua" ]
   rc=$?

@@ -1,5 +1,6 @@
--- agentruns.core sessions and transfers, against spec/support/test_server.lua.
-local core = require "agentruns.core"
+-- agentruns.curl sessions and transfers, against spec/support/test_server.lua.
+local curl = require "agentruns.curl"
+local sse = require "agentruns.sse"
 local cjson = require "cjson"
 local server = require "spec.support.server"
 
@@ -33,9 +34,9 @@ local function get(session, path, opts)
   return session:request(opts):wait()
 end
 
-describe("agentruns.core session", function()
+describe("agentruns.curl session", function()
   local s
-  before_each(function() s = core.session() end)
+  before_each(function() s = curl.session() end)
   after_each(function() s:close() end)
 
   describe("buffered transfers", function()
@@ -160,7 +161,7 @@ describe("agentruns.core session", function()
 
   describe("streaming transfers", function()
     it("delivers every event in order and keeps the parser's state", function()
-      local p = core.sse_parser()
+      local p = sse.parser()
       local t = s:request { url = srv.url .. "/sse/50", stream = p, headers = { "Accept: text/event-stream" } }
       local events = drain(s, t)
       assert.equal(50, #events)
@@ -174,7 +175,7 @@ describe("agentruns.core session", function()
     end)
 
     it("reports a dropped stream after the events that arrived whole", function()
-      local p = core.sse_parser()
+      local p = sse.parser()
       local t = s:request { url = srv.url .. "/sse-drop/5", stream = p }
       local events = drain(s, t)
       assert.equal(5, #events)
@@ -185,14 +186,14 @@ describe("agentruns.core session", function()
     end)
 
     it("refuses an event larger than max_event_size", function()
-      local t = s:request { url = srv.url .. "/sse-big/5000", stream = core.sse_parser { max_event_size = 1024 } }
+      local t = s:request { url = srv.url .. "/sse-big/5000", stream = sse.parser { max_event_size = 1024 } }
       assert.same({}, drain(s, t))
       local _, err = t:result()
       assert.same({ "limit", "event exceeds max_event_size (1024 bytes)" }, { err.kind, err.message })
     end)
 
     it("buffers the body of a non-2xx response instead of parsing it", function()
-      local t = s:request { url = srv.url .. "/status/404", stream = core.sse_parser() }
+      local t = s:request { url = srv.url .. "/status/404", stream = sse.parser() }
       assert.same({}, drain(s, t))
       local res = assert(t:result())
       assert.same({ 404, { message = "status 404" } }, { res.status, cjson.decode(res.body) })
@@ -200,9 +201,9 @@ describe("agentruns.core session", function()
 
     it("keeps an idle timeout from firing while bytes keep arriving", function()
       -- comments every 50 ms against a 2 s idle timeout, watched for longer than the timeout
-      local t = s:request { url = srv.url .. "/sse-keepalive", stream = core.sse_parser(), idle_timeout = 2 }
-      local until_ = core.now() + 3
-      while core.now() < until_ and not t:done() do s:perform(0.05) end
+      local t = s:request { url = srv.url .. "/sse-keepalive", stream = sse.parser(), idle_timeout = 2 }
+      local until_ = curl.now() + 3
+      while curl.now() < until_ and not t:done() do s:perform(0.05) end
       assert.is_false(t:done())
       t:close()
       assert.is_true(t:done())
@@ -210,7 +211,7 @@ describe("agentruns.core session", function()
 
     it("pauses while undelivered events pile up, and loses none when resumed late", function()
       local n = 60000 -- about 2.5 MB of events, more than the 1 MiB cap
-      local t = s:request { url = srv.url .. "/sse/" .. n, stream = core.sse_parser() }
+      local t = s:request { url = srv.url .. "/sse/" .. n, stream = sse.parser() }
       -- read without taking events until the session pauses the transfer (time-bounded)
       local deadline = os.time() + 60
       while not t:info().paused and not t:done() and os.time() <= deadline do s:perform(0.1) end
@@ -230,17 +231,17 @@ describe("agentruns.core session", function()
     end)
 
     it("marks events whose id carried over, when asked", function()
-      local p = core.sse_parser { mark_inherited_ids = true }
+      local p = sse.parser { mark_inherited_ids = true }
       assert.same({ { event = "message", data = "a", id = "1" },
                     { event = "message", data = "b", id = "1", id_inherited = true },
                     { event = "message", data = "c", id = "2" } },
                   p:feed("id: 1\ndata: a\n\ndata: b\n\nid: 2\ndata: c\n\n"))
       assert.same({ { event = "message", data = "b", id = "1" } },
-                  core.sse_parser():feed("id: 1\n\ndata: b\n\n"))
+                  sse.parser():feed("id: 1\n\ndata: b\n\n"))
     end)
 
     it("refuses wait() on a stream", function()
-      local t = s:request { url = srv.url .. "/sse/1", stream = core.sse_parser() }
+      local t = s:request { url = srv.url .. "/sse/1", stream = sse.parser() }
       assert.has_error(function() t:wait() end,
                        "wait() is for buffered transfers; read a stream with events()")
       t:close()
@@ -273,7 +274,7 @@ describe("agentruns.core session", function()
     end)
 
     it("refuses a parser that a running transfer already feeds", function()
-      local p = core.sse_parser()
+      local p = sse.parser()
       local t = s:request { url = srv.url .. "/sse-keepalive", stream = p }
       assert.has_error(function() s:request { url = srv.url .. "/sse/1", stream = p } end,
                        "bad argument #1 to 'request' (the parser is in use by a running transfer)")
@@ -283,7 +284,7 @@ describe("agentruns.core session", function()
     end)
 
     it("keeps the two ways of driving a session apart", function()
-      local s2 = core.session()
+      local s2 = curl.session()
       assert.has_error(function() s2:socket_action() end, "socket_action() needs use_callbacks() first")
       local t = s2:request { url = srv.url .. "/slow/0.2" }
       assert.has_error(function() s2:use_callbacks() end,
@@ -310,7 +311,7 @@ describe("agentruns.core session", function()
       t:close()
       t:close()
       assert.equal("agentruns.Transfer (closed)", tostring(t))
-      local s2 = core.session()
+      local s2 = curl.session()
       s2:close()
       s2:close()
       assert.equal("agentruns.Session (closed)", tostring(s2))
@@ -318,7 +319,7 @@ describe("agentruns.core session", function()
     end)
 
     it("cancels the transfers of a session that closes", function()
-      local s2 = core.session()
+      local s2 = curl.session()
       local t = s2:request { url = srv.url .. "/slow/2" }
       s2:perform(0.05)
       s2:close()
@@ -330,12 +331,12 @@ describe("agentruns.core session", function()
     it("lets sessions, transfers and parsers be collected", function()
       local weak = setmetatable({}, { __mode = "k" })
       for _ = 1, 5 do
-        local s2 = core.session()
+        local s2 = curl.session()
         local t = s2:request { url = srv.url .. "/echo" }
         t:wait()
         weak[s2] = true
         weak[t] = true
-        weak[s2:request { url = srv.url .. "/sse/3", stream = core.sse_parser() }] = true
+        weak[s2:request { url = srv.url .. "/sse/3", stream = sse.parser() }] = true
       end
       collectgarbage()
       collectgarbage()

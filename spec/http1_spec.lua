@@ -218,11 +218,11 @@ describe("agentruns.http1 response parser", function()
   end)
 end)
 
--- The same bytes read by libcurl (through agentruns.core) and by the push parser: whatever the
+-- The same bytes read by libcurl (through agentruns.curl) and by the push parser: whatever the
 -- parser accepts, libcurl reads the same way; the valid ones both accept.
 describe("agentruns.http1 against libcurl", function()
   local server = require "spec.support.server"
-  local core = require "agentruns.core"
+  local curl = require "agentruns.curl"
   local random = rng(777)
 
   local function word(n)
@@ -295,7 +295,7 @@ describe("agentruns.http1 against libcurl", function()
     for i, bytes in ipairs(cases) do
       local mine = parse({ bytes })
       -- a session per case: a reused connection would carry one case's extra bytes into the next
-      local s = core.session()
+      local s = curl.session()
       local res = s:request({ url = srv.url .. "/" .. i, timeout = 10 }):wait()
       s:close()
       if kinds[i] == "valid" then

@@ -15,7 +15,8 @@ nginx is driven from here with the library's own curl core. It is stopped
 with QUIT (then KILL) in teardown; a watchdog shell stops it as well if the
 test runner dies.
 ]]
-local core = require "agentruns.core"
+local curl = require "agentruns.curl"
+local sse = require "agentruns.sse"
 local cjson = require "cjson"
 local sandbox = require "spec.support.sandbox"
 
@@ -90,10 +91,10 @@ local function children(pid)
 end
 
 local function wait_until(fn, seconds)
-  local deadline = core.now() + seconds
-  while core.now() < deadline do
+  local deadline = curl.now() + seconds
+  while curl.now() < deadline do
     if fn() then return true end
-    core.sleep(0.02)
+    curl.sleep(0.02)
   end
   return fn()
 end
@@ -156,7 +157,7 @@ end
 local PROBE = [==[
 local ngx_transport = require "agentruns.transport.ngx"
 local agentruns = require "agentruns"
-local core = require "agentruns.core"
+local sse = require "agentruns.sse"
 local cjson = require "cjson.safe"
 local C = CONFIG
 local RAW = RAW_RESPONSES
@@ -187,7 +188,7 @@ end
 local function err_fields(err)
   if not err then return nil end
   return { kind = err.kind, message = err.message, sent = err.sent, status = err.status,
-           body = err.body, metatable = getmetatable(err) == core.error_metatable }
+           body = err.body, metatable = getmetatable(err) == sse.error_metatable }
 end
 
 local function outcome(res, err)
@@ -320,13 +321,13 @@ function cases.timer()
   return { error = "the timer did not finish" }
 end
 function cases.stream()
-  local parser = core.sse_parser { max_event_size = arg("max_event") }
+  local parser = sse.parser { max_event_size = arg("max_event") }
   return read_stream(t:open_stream(raw_request(ngx.var.arg_r), parser), arg("wait"))
 end
 function cases.sandbox_stream()
   local req = sandbox_request("/toolregistry/v1/runs/" .. ngx.var.arg_run_id .. "/sse")
   req.timeout, req.idle_timeout = nil, 5
-  return read_stream(t:open_stream(req, core.sse_parser()), arg("wait"))
+  return read_stream(t:open_stream(req, sse.parser()), arg("wait"))
 end
 function cases.client_404()
   local tr = agentruns.toolregistry.new { api_key = C.tr_key, base_url = C.sandbox .. "/toolregistry" }
@@ -357,7 +358,7 @@ describe("nginx", function()
     p:close()
   end
   local sb, prefix, pipe, nginx_pid, base, probe_base, has_tls
-  local session = core.session()
+  local session = curl.session()
 
   -- GET (or `opts.method`) a URL with the curl core; res or nil, err.
   local function request(url, opts)
@@ -382,7 +383,7 @@ describe("nginx", function()
   end
 
   setup(function()
-    assert(exists(root .. "/build/luajit/agentruns/core.so"),
+    assert(exists(root .. "/build/luajit/agentruns/sse.so"),
       "nginx runs the LuaJIT build: run `make LUA=luajit` first")
     sb = sandbox.start { keepalive = 0.2, step_delay = 0.05 }
     local p = io.popen("mktemp -d /tmp/agentruns-nginx.XXXXXX")
@@ -532,7 +533,7 @@ describe("nginx", function()
                                               base_url = sb.url .. "/toolregistry" }
       local created = assert(tr:create_run { intent = "Summarise Q4 sales", selectedCustomerIntegrationIds = { "*" } })
       -- read nginx's answer as a stream, with the library's own parser
-      local parser = core.sse_parser()
+      local parser = sse.parser()
       local t = session:request { url = base .. "/events?run_id=" .. created.runId, stream = parser,
                                   timeout = 30, connect_timeout = 5 }
       local got = {}

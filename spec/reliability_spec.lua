@@ -1,7 +1,7 @@
 -- Reliability against the sandbox's fault injection: retries that never duplicate a
 -- run, streams that lose nothing, broken answers that never raise, keys that never leak.
 local agentruns = require "agentruns"
-local core = require "agentruns.core"
+local curl = require "agentruns.curl"
 local cjson = require "cjson"
 local sandbox = require "spec.support.sandbox"
 
@@ -27,7 +27,7 @@ end
 
 setup(function()
   sb = sandbox.start { keepalive = 0.2, step_delay = 0.03, seed = 3 }
-  control = core.session()
+  control = curl.session()
 end)
 
 teardown(function()
@@ -96,9 +96,9 @@ describe("reliability", function()
 
     it("waits as long as Retry-After asks", function()
       queue_faults { path = "/toolregistry/v1/integrations", fault = "status=429;retry-after=1", times = 1 }
-      local started = core.now()
+      local started = curl.now()
       assert(tr:list_integrations())
-      assert.is_true(core.now() - started >= 1)
+      assert.is_true(curl.now() - started >= 1)
       assert.equal(2, #recorded("/toolregistry/v1/integrations"))
     end)
 

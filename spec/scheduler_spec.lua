@@ -1,6 +1,6 @@
 -- agentruns.spawn / gather / sleep: tasks whose calls share one curl multi loop.
 local agentruns = require "agentruns"
-local core = require "agentruns.core"
+local curl = require "agentruns.curl"
 local cjson = require "cjson"
 local sandbox = require "spec.support.sandbox"
 
@@ -14,7 +14,7 @@ end
 
 setup(function()
   sb = sandbox.start { step_delay = 0.03, keepalive = 0.2 }
-  control = core.session()
+  control = curl.session()
 end)
 
 teardown(function()

@@ -1,4 +1,4 @@
--- agentruns.core.sse_parser: the C Server-Sent Events parser seen from Lua.
+-- agentruns.sse.parser: the C Server-Sent Events parser seen from Lua.
 --
 -- Conformance is data: VECTORS lists streams with the events, last event ID and retry time
 -- the WHATWG "event stream interpretation" gives for them. Every vector runs against the C
@@ -9,14 +9,14 @@
 -- the same random chunks (with random limits and resets) and requires identical results
 -- feed by feed. Randomness comes from a seeded Park-Miller generator, the same on Lua 5.1,
 -- 5.4 and LuaJIT, so every run tests the same streams. Nothing here measures time.
-local core = require "agentruns.core"
+local sse = require "agentruns.sse"
 local reference = require "spec.support.sse_reference"
 
 local BOM = "\239\187\191"
 local MiB = 1024 * 1024
 
 local IMPLEMENTATIONS = {
-  { name = "agentruns.core", new = core.sse_parser },
+  { name = "agentruns.sse", new = sse.parser },
   { name = "reference", new = reference.new },
 }
 
@@ -267,7 +267,7 @@ local function all_events(batches)
   return events
 end
 
-describe("agentruns.core.sse_parser", function()
+describe("agentruns.sse.parser", function()
   describe("conformance vectors", function()
     for _, impl in ipairs(IMPLEMENTATIONS) do
       describe(impl.name, function()
@@ -570,14 +570,14 @@ describe("agentruns.core.sse_parser", function()
           end
           local label = string.format("stream %d: %q, chunk sizes %s, max_event_size %s", n, stream, sizes(chunks),
                                       tostring(opts and opts.max_event_size))
-          local c = record(core.sse_parser, opts, chunks, resets)
+          local c = record(sse.parser, opts, chunks, resets)
           local lua = record(reference.new, opts, chunks, resets)
           assert.same({ label, lua }, { label, c })
           if not opts then
-            assert.same({ label, whole_events(core.sse_parser, { stream }) },
-                        { label, whole_events(core.sse_parser, chunks) })
-            assert.same({ label, whole_events(core.sse_parser, { stream }) },
-                        { label, whole_events(core.sse_parser, byte_by_byte(stream)) })
+            assert.same({ label, whole_events(sse.parser, { stream }) },
+                        { label, whole_events(sse.parser, chunks) })
+            assert.same({ label, whole_events(sse.parser, { stream }) },
+                        { label, whole_events(sse.parser, byte_by_byte(stream)) })
           end
         end
       end)
@@ -586,20 +586,20 @@ describe("agentruns.core.sse_parser", function()
 
   describe("as a Lua value", function()
     it("prints its type and address", function()
-      assert.matches("^agentruns%.SSEParser: 0x%x+$", tostring(core.sse_parser()))
+      assert.matches("^agentruns%.SSEParser: 0x%x+$", tostring(sse.parser()))
     end)
 
     it("has a metatable named agentruns.SSEParser", function()
-      assert.equal("agentruns.SSEParser", getmetatable(core.sse_parser()).__name)
+      assert.equal("agentruns.SSEParser", getmetatable(sse.parser()).__name)
     end)
 
     it("returns limit errors with the shared error metatable", function()
-      local _, err = core.sse_parser({ max_event_size = 1 }):feed("xx")
-      assert.equal(core.error_metatable, getmetatable(err))
+      local _, err = sse.parser({ max_event_size = 1 }):feed("xx")
+      assert.equal(sse.error_metatable, getmetatable(err))
     end)
 
     it("raises when a method is called on something else", function()
-      local p = core.sse_parser()
+      local p = sse.parser()
       assert.equal("agentruns.SSEParser expected, got table", reason(pcall(p.feed, {}, "x")))
       assert.equal("agentruns.SSEParser expected, got no value", reason(pcall(p.reset)))
     end)
@@ -607,7 +607,7 @@ describe("agentruns.core.sse_parser", function()
     it("is collectable, with or without pending input", function()
       local weak = setmetatable({}, { __mode = "k" })
       for i = 1, 200 do
-        local p = core.sse_parser()
+        local p = sse.parser()
         if i % 2 == 0 then p:feed("id: " .. i .. "\ndata: " .. string.rep("x", i) .. "\n\ndata: pending") end
         weak[p] = true
       end
@@ -615,5 +615,36 @@ describe("agentruns.core.sse_parser", function()
       collectgarbage()
       assert.is_nil(next(weak))
     end)
+  end)
+end)
+
+describe("agentruns.sse alone", function()
+  -- a child process, since this one has libcurl loaded already
+  local function run(code)
+    local interp = require("spec.support.sandbox").interpreter()
+    local cmd = string.format("env LUA_PATH=%q LUA_CPATH=%q %s -e %q 2>&1", package.path, package.cpath, interp, code)
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    p:close()
+    return out
+  end
+  local MAPS = [[
+    local libs = {}
+    for line in io.lines("/proc/self/maps") do
+      local lib = line:match("/([^/]*libcurl[^/]*)$")
+      if lib then libs[lib] = true end
+    end
+    local names = {}
+    for lib in pairs(libs) do names[#names + 1] = lib end
+    print("libcurl: " .. (#names > 0 and table.concat(names, " ") or "none"))
+  ]]
+
+  it("loads and parses with no libcurl in the process", function()
+    local parse = 'local p = require("agentruns.sse").parser(); io.write(#p:feed("data: a\\n\\ndata: b\\n\\n"), " ")'
+    assert.equal("2 libcurl: none\n", run(parse .. MAPS))
+  end)
+
+  it("is what agentruns.curl builds on, which does load libcurl", function()
+    assert.matches("^libcurl: libcurl", run('require "agentruns.curl"' .. MAPS))
   end)
 end)

@@ -1,7 +1,10 @@
 /*
- * agentruns.h -- the declarations shared between the C files of
- * agentruns.core. Nothing here is exported from the shared object: the build
- * hides every symbol but luaopen_agentruns_core.
+ * agentruns.h -- the declarations shared by the two C modules, agentruns.sse
+ * (the parser; links nothing but Lua) and agentruns.curl (sessions and
+ * transfers on libcurl). Nothing here is exported from a shared object: the
+ * build hides every symbol but the luaopen_ functions. agentruns.curl reaches
+ * the parser of agentruns.sse only through the agr_sse_api table that module
+ * publishes in the registry, so each parser exists once, in one library.
  */
 #ifndef AGENTRUNS_H
 #define AGENTRUNS_H
@@ -41,13 +44,23 @@ typedef struct agr_parser {
   int mark_inherited; /* flag events whose ID carried over (id_inherited) */
 } agr_parser;
 
-/* lsse.c */
-void agr_open_parser(lua_State *L);
-agr_parser *agr_checkparser(lua_State *L, int idx);
-int agr_parser_feed(agr_parser *ps, const char *bytes, size_t n);
-void agr_push_events(lua_State *L, agr_parser *ps);
-size_t agr_parser_pending(const agr_parser *ps);
-const char *agr_sse_strerror(int rc);
+/* What agentruns.sse offers other C modules: registry[AGR_SSE_API_KEY] is a
+   light userdata pointing at this table. */
+#define AGR_SSE_API_KEY "agentruns.sse.api"
+#define AGR_SSE_API_VERSION 1
+typedef struct agr_sse_api {
+  int version;
+  int (*feed)(agr_parser *ps, const char *bytes, size_t n);
+  void (*push_events)(lua_State *L, agr_parser *ps);
+  size_t (*pending)(const agr_parser *ps);
+  const char *(*strerror)(int rc);
+} agr_sse_api;
+
+#if defined(__GNUC__)
+#define AGR_EXPORT __attribute__((visibility("default")))
+#else
+#define AGR_EXPORT
+#endif
 
 /* error.c */
 void agr_open_error(lua_State *L);
@@ -58,7 +71,5 @@ int agr_header_split(const char *line, size_t n, const char **name, size_t *name
                      const char **value, size_t *value_len);
 int agr_status_line(const char *line, size_t n);
 
-/* session.c */
-void agr_open_session(lua_State *L);
 
 #endif

@@ -1,5 +1,12 @@
 /*
- * lsse.c -- the SSE parser as a Lua userdata (agentruns.SSEParser).
+ * lsse.c -- luaopen_agentruns_sse: the SSE parser as a Lua userdata
+ * (agentruns.SSEParser), with nothing but Lua linked.
+ *
+ *   agentruns.sse = {
+ *     parser = function(opts) -> SSEParser,
+ *     error_metatable = <metatable of error values> (error.c),
+ *     version = "x.y.z",
+ *   }
  *
  * The parser's callback never touches Lua: it copies each completed event
  * into a batch (one byte arena plus an array of offsets). The batch becomes
@@ -49,7 +56,7 @@ static int batch_push(void *ud, const sse_event *ev) {
   return 0;
 }
 
-const char *agr_sse_strerror(int rc) {
+static const char *agr_sse_strerror(int rc) {
   switch (rc) {
   case SSE_ETOOBIG: return "event exceeds max_event_size";
   case SSE_ENOMEM: return "out of memory while parsing the event stream";
@@ -58,11 +65,11 @@ const char *agr_sse_strerror(int rc) {
   }
 }
 
-int agr_parser_feed(agr_parser *ps, const char *bytes, size_t n) {
+static int agr_parser_feed(agr_parser *ps, const char *bytes, size_t n) {
   return sse_feed(&ps->p, bytes, n);
 }
 
-size_t agr_parser_pending(const agr_parser *ps) {
+static size_t agr_parser_pending(const agr_parser *ps) {
   return ps->batch.arena.len + ps->batch.n * sizeof(agr_event_rec);
 }
 
@@ -72,7 +79,7 @@ size_t agr_parser_pending(const agr_parser *ps) {
  * before reuses that string: a stream repeats a handful of types, and
  * interning the same bytes for every event is measurable.
  */
-void agr_push_events(lua_State *L, agr_parser *ps) {
+static void agr_push_events(lua_State *L, agr_parser *ps) {
   agr_batch *b = &ps->batch;
   size_t i;
   int arr, k_event, k_data, k_id, last_type;
@@ -125,11 +132,11 @@ void agr_push_events(lua_State *L, agr_parser *ps) {
   if (b->arena.cap > 1024 * 1024) sse_buf_free(&b->arena);
 }
 
-agr_parser *agr_checkparser(lua_State *L, int idx) {
+static agr_parser *agr_checkparser(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, AGR_PARSER_MT);
 }
 
-/* core.sse_parser([{ max_event_size =, mark_inherited_ids = }]) -> parser */
+/* sse.parser([{ max_event_size =, mark_inherited_ids = }]) -> parser */
 static int parser_new(lua_State *L) {
   lua_Number max = AGR_DEFAULT_MAX_EVENT;
   int mark = 0;
@@ -243,8 +250,13 @@ static const luaL_Reg parser_meta[] = {
   { NULL, NULL }
 };
 
-/* Register the metatable and put core.sse_parser in the table on top. */
-void agr_open_parser(lua_State *L) {
+static agr_sse_api api = { /* not const: a light userdata points at it */
+  AGR_SSE_API_VERSION, agr_parser_feed, agr_push_events, agr_parser_pending, agr_sse_strerror,
+};
+
+AGR_EXPORT int luaopen_agentruns_sse(lua_State *L);
+
+int luaopen_agentruns_sse(lua_State *L) {
   luaL_newmetatable(L, AGR_PARSER_MT);
   luaL_setfuncs(L, parser_meta, 0);
   lua_pushstring(L, AGR_PARSER_MT);
@@ -252,6 +264,13 @@ void agr_open_parser(lua_State *L) {
   luaL_newlib(L, parser_methods);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  lua_pushlightuserdata(L, &api);
+  lua_setfield(L, LUA_REGISTRYINDEX, AGR_SSE_API_KEY);
+  lua_newtable(L);
   lua_pushcfunction(L, parser_new);
-  lua_setfield(L, -2, "sse_parser");
+  lua_setfield(L, -2, "parser");
+  agr_open_error(L);
+  lua_pushliteral(L, AGR_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
 }

@@ -544,7 +544,7 @@ function M.define(provider)
     observe.setup(self, opts, "agentruns." .. provider.name .. ".new", 2)
     self.follow_redirects = opts.follow_redirects == true
     self.allow_insecure = opts.allow_insecure == true
-    self.user_agent = opts.user_agent or ("agentruns/" .. require("agentruns.core").version .. " (" .. _VERSION
+    self.user_agent = opts.user_agent or ("agentruns/" .. require("agentruns.sse").version .. " (" .. _VERSION
       .. (jit and ("; " .. jit.version) or "") .. ")")
     if type(self.user_agent) ~= "string" or self.user_agent:find("[%z\r\n]") then
       error(string.format("agentruns.%s.new: user_agent must be a string without CR or LF", provider.name), 2)

@@ -16,11 +16,11 @@ a table with these fields (absent when they do not apply):
   attempts    how many tries were made
   argument    for invalid_argument: the name of the offending argument
 
-`tostring(err)` gives one readable line. The C core's own failures (from
-agentruns.core directly) carry only kind and message and print the message;
+`tostring(err)` gives one readable line. The C modules' own failures (from
+agentruns.sse or agentruns.curl directly) carry only kind and message and print the message;
 the request layer turns them into errors of this module.
 ]]
-local core = require "agentruns.core"
+local sse = require "agentruns.sse"
 
 local mt = { __name = "agentruns.Error" }
 local M = { metatable = mt }
@@ -55,7 +55,7 @@ end
 --- True when `v` is an error value of this library (or of its C core).
 function M.is_error(v)
   local m = type(v) == "table" and getmetatable(v)
-  return m == mt or m == core.error_metatable
+  return m == mt or m == sse.error_metatable
 end
 
 return M

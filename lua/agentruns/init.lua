@@ -6,8 +6,9 @@ agentruns: Lua clients for the HappyRobot, Humm and ToolRegistry agent-run APIs.
   local hr = agentruns.happyrobot.new{ api_key = ..., organization_id = ... }
   local humm = agentruns.humm.new{ api_key = ..., organization_id = ... }
 
-The provider modules load on first use. `agentruns.core` is the C core (SSE
-parser, libcurl sessions); `agentruns.null` is JSON null as results carry
+The provider modules load on first use, and so do the two C modules:
+`agentruns.sse` (the SSE parser, nothing but Lua linked) and `agentruns.curl`
+(libcurl sessions). `agentruns.null` is JSON null as results carry
 it; `agentruns.array(t)` marks a table to be sent as a JSON array even when
 empty.
 
@@ -16,15 +17,13 @@ Concurrency: `agentruns.spawn(fn, ...)`, `agentruns.gather{fn, ...}` and
 curl multi session; `agentruns.use_loop(vim.uv or vim.loop)` (agentruns.loop)
 hands them to a libuv loop.
 ]]
-local core = require "agentruns.core"
 local json = require "agentruns.json"
 
 local PROVIDERS = { toolregistry = true, happyrobot = true, humm = true }
 local SCHEDULER = { spawn = true, gather = true, sleep = true }
 
 local agentruns = {
-  _VERSION = core.version,
-  core = core,
+  _VERSION = require("agentruns.sse").version,
   null = json.null,
   array = json.array,
   errors = require "agentruns.errors",
@@ -32,6 +31,11 @@ local agentruns = {
 
 return setmetatable(agentruns, {
   __index = function(t, name)
+    if name == "sse" or name == "curl" then -- the C modules, for code that wants them directly
+      local mod = require("agentruns." .. name)
+      rawset(t, name, mod)
+      return mod
+    end
     if PROVIDERS[name] then
       local mod = require("agentruns." .. name)
       rawset(t, name, mod)

@@ -10,15 +10,24 @@ nothing above this module knows which one is in use.
 ]]
 local M = {}
 
-local core = require "agentruns.core"
+-- The clock and the thread sleep: nginx's inside nginx (so nothing there loads libcurl),
+-- else the C module's monotonic clock.
+local ngx = rawget(_G, "ngx")
+local clock, sleep_thread
+if type(ngx) == "table" and type(ngx.now) == "function" and type(ngx.sleep) == "function" then
+  clock, sleep_thread = ngx.now, ngx.sleep
+else
+  local curl = require "agentruns.curl"
+  clock, sleep_thread = curl.now, curl.sleep
+end
 
 --- Seconds on a clock that only moves forward.
-M.now = core.now
+M.now = clock
 
 -- Jitter needs numbers that differ between processes, without touching the
 -- program's own math.random state (Lua 5.1 and LuaJIT start it unseeded):
 -- a private xorshift seeded from the clock and an address.
-local state = math.floor((core.now() * 1e6) % 2147483647)
+local state = math.floor((clock() * 1e6) % 2147483647)
   + (tonumber(tostring({}):match("0x(%x+)") or "1", 16) or 1) % 65536 + 1
 
 --- A number in [0, 1) for backoff jitter.
@@ -28,14 +37,14 @@ function M.random()
 end
 
 --- Block the whole thread (no transfer moves meanwhile).
-M.sleep_thread = core.sleep
+M.sleep_thread = sleep_thread
 
 -- What a blocking wait does for up to `wait` seconds (it may return early,
 -- once ready() holds): drive the session. The scheduler replaces it so that
 -- its tasks move while plain code waits; an event loop adapter, so that the
 -- loop keeps turning.
 local function drive(session, wait)
-  if session then session:perform(wait) else core.sleep(wait) end
+  if session then session:perform(wait) else M.sleep_thread(wait) end
 end
 
 --- Replace what a blocking wait does each round (fn(session, seconds, ready)).

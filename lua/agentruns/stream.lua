@@ -23,7 +23,7 @@ set, ends a stream whose server sends nothing but keepalives.
 gets events and has the error raised. `s:close()` (or leaving a for loop in
 Lua 5.4, or collection) closes the connection.
 ]]
-local core = require "agentruns.core"
+local sse = require "agentruns.sse"
 local client_mod = require "agentruns.client"
 local errors = require "agentruns.errors"
 local json = require "agentruns.json"
@@ -301,7 +301,7 @@ function M.open(client, ep, ...)
   self.resume_id = opts.last_event_id
   -- events up to a given last_event_id count as seen, should the server replay them
   if self.resume_id and self.resume_id:match("^%d+$") then self.max_numeric = tonumber(self.resume_id) end
-  self.parser = core.sse_parser { max_event_size = opts.max_event_size or client.max_event_size,
+  self.parser = sse.parser { max_event_size = opts.max_event_size or client.max_event_size,
                                   mark_inherited_ids = true }
   -- the object itself is also the closing value of a Lua 5.4 for loop: leaving the loop closes it
   return self, nil, nil, self

@@ -14,7 +14,7 @@ The control routes are read over a core session of their own and decoded with a 
 lua-cjson, so what a spec checks never passes through the clients it checks.
 ]]
 local cjson = require("cjson").new()
-local core = require "agentruns.core"
+local curl = require "agentruns.curl"
 
 local M = {}
 
@@ -34,7 +34,7 @@ end
 
 --- The sandbox's control routes, for the sandbox `sb`.
 function M.control(sb)
-  local session = core.session()
+  local session = curl.session()
   local ctl = {}
 
   -- One control request; raises unless it answers `expect`.
@@ -80,12 +80,12 @@ end
 
 --- Polls `fn` every 20 ms until it returns a true value or `seconds` pass; returns that value or nil.
 function M.eventually(fn, seconds)
-  local deadline = core.now() + (seconds or 5)
+  local deadline = curl.now() + (seconds or 5)
   repeat
     local v = fn()
     if v then return v end
-    core.sleep(0.02)
-  until core.now() > deadline
+    curl.sleep(0.02)
+  until curl.now() > deadline
   return nil
 end
 

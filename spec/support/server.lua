@@ -50,7 +50,7 @@ function M.test_server()
   local srv = M.start { "luajit", "spec/support/test_server.lua" }
   function srv.log()
     local cjson = require "cjson"
-    local s = require("agentruns.core").session()
+    local s = require("agentruns.curl").session()
     local res = assert(s:request({ url = srv.url .. "/log" }):wait())
     s:close()
     return cjson.decode(res.body)

@@ -1,7 +1,7 @@
 -- sse_reference.lua -- a pure-Lua Server-Sent Events parser, written for clarity.
 --
 -- It follows the "event stream interpretation" of the WHATWG HTML standard step by step,
--- one complete line at a time, and serves two purposes: the specs compare agentruns.core's
+-- one complete line at a time, and serves two purposes: the specs compare agentruns.sse's
 -- C parser against it on random streams, and the benchmarks use it as a straightforward
 -- pure-Lua parser. It has the same shape as core.sse_parser: new(opts) returns an object
 -- with feed, last_event_id, retry and reset, and the same max_event_size limit (a line, or

@@ -1,9 +1,9 @@
 --[[
-The default transport: agentruns.core sessions (libcurl multi).
+The default transport: agentruns.curl sessions (libcurl multi).
 
 The interface every transport offers (the request layer knows no other):
 
-  t = transport.new{ session = <core session, optional> }
+  t = transport.new{ session = <agentruns.curl session, optional> }
   p = t:start(req)          start a request; it makes progress whenever the
                             session is driven, so several can be in flight
   res, err = p:await()      { status, headers, body } or nil, err
@@ -23,7 +23,7 @@ req = { method, url, headers = {"Name: value", ...}, body, timeout,
 Waiting goes through agentruns.runtime, so the same code blocks in a plain
 script and yields inside a scheduler.
 ]]
-local core = require "agentruns.core"
+local curl = require "agentruns.curl"
 local runtime = require "agentruns.runtime"
 
 local M = {}
@@ -32,7 +32,7 @@ local shared_session
 
 --- The process-wide session that clients share unless given their own.
 function M.shared_session()
-  if not shared_session then shared_session = core.session() end
+  if not shared_session then shared_session = curl.session() end
   return shared_session
 end
 

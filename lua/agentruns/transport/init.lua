@@ -4,10 +4,9 @@ Choosing a transport.
 The default transport picks, for every call, the one that fits where the call
 is made: inside nginx (OpenResty's lua module) in a phase where cosockets can
 be used, agentruns.transport.ngx, so the worker is never blocked; everywhere
-else agentruns.transport.curl (the C core over libcurl). Both offer the same
+else agentruns.transport.curl (agentruns.curl, on libcurl). Both offer the same
 interface (see transport/curl.lua).
 ]]
-local curl = require "agentruns.transport.curl"
 
 local M = {}
 
@@ -31,7 +30,8 @@ function Auto:pick()
     self.ngx = self.ngx or ngx_transport.new(self.options)
     return self.ngx
   end
-  self.curl = self.curl or curl.new(self.options)
+  -- loaded here, not above: inside nginx nothing needs libcurl
+  self.curl = self.curl or require("agentruns.transport.curl").new(self.options)
   return self.curl
 end
 
@@ -39,7 +39,7 @@ function Auto:start(req) return self:pick():start(req) end
 function Auto:open_stream(req, parser) return self:pick():open_stream(req, parser) end
 function Auto:sleep(seconds) return self:pick():sleep(seconds) end
 
---- The default transport (options: session = a core session for the curl transport).
+--- The default transport (options: session = an agentruns.curl session for the curl transport).
 function M.new(options)
   return setmetatable({ options = options or {}, name = "auto" }, Auto)
 end

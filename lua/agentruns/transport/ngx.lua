@@ -41,7 +41,7 @@ need a `resolver`. The pool is per worker: a TLS connection verified in one
 location may be reused by another with a different trust setting.
 ]]
 -- luacheck: globals ngx
-local core = require "agentruns.core"
+local sse = require "agentruns.sse"
 local http1 = require "agentruns.http1"
 
 local byte, find, lower, format = string.byte, string.find, string.lower, string.format
@@ -67,7 +67,7 @@ function M.available()
 end
 
 local function failure(kind, message, sent, status)
-  return setmetatable({ kind = kind, message = message, sent = sent, status = status }, core.error_metatable)
+  return setmetatable({ kind = kind, message = message, sent = sent, status = status }, sse.error_metatable)
 end
 
 local function ms(seconds)
@@ -539,7 +539,7 @@ function Transport:start(req)
   return pending
 end
 
---- A streaming request feeding `parser` (an agentruns.core.sse_parser); it connects on the first read().
+--- A streaming request feeding `parser` (an agentruns.sse parser); it connects on the first read().
 function Transport:open_stream(req, parser)
   if type(parser) ~= "userdata" then error("agentruns.transport.ngx: open_stream needs an SSE parser", 2) end
   return setmetatable({ exchange = new_exchange(self, req), parser = parser }, Stream)

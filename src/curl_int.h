@@ -1,0 +1,82 @@
+/*
+ * curl_int.h -- what the C files of agentruns.curl share: the Session and
+ * Transfer handles, and the few functions one file calls in another.
+ * session.c owns the Session, transfer.c the Transfer and its libcurl
+ * callbacks, request.c turns session:request's options into a Transfer,
+ * lcurl.c opens the module.
+ */
+#ifndef AGENTRUNS_CURL_INT_H
+#define AGENTRUNS_CURL_INT_H
+
+#include <curl/curl.h>
+
+#include "agentruns.h"
+
+#define PAUSE_AT (1024u * 1024u)
+#define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
+#define MAX_HEADER_BYTES (256u * 1024u)
+
+enum { T_RUNNING, T_DONE, T_CLOSED };
+
+/* Failures our own callbacks cause, told apart from curl's. */
+enum { F_NONE, F_BODY_LIMIT, F_HEADER_LIMIT, F_EVENT_LIMIT, F_MEMORY, F_IDLE, F_CLOSED };
+
+typedef struct agr_session agr_session;
+
+typedef struct agr_transfer {
+  CURL *easy;
+  agr_session *session;          /* NULL once detached */
+  struct agr_transfer *prev, *next;
+  struct curl_slist *req_headers;
+  agr_parser *parser;            /* streaming transfers only */
+  sse_buf body;
+  sse_buf headers;               /* "name\0value\0" pairs, names lower-cased */
+  size_t max_body;
+  long status;                   /* 0 until a final header block arrived */
+  double idle_timeout;           /* seconds, 0 = none */
+  double last_activity;          /* monotonic seconds */
+  CURLcode code;
+  int state;
+  int failure;
+  unsigned char headers_done, sent, paused, events_mode;
+  char errbuf[CURL_ERROR_SIZE];
+} agr_transfer;
+
+/* A change to the set of sockets a host event loop must watch. */
+typedef struct agr_watch {
+  curl_socket_t fd;
+  int what;                      /* CURL_POLL_IN, _OUT, _INOUT or _REMOVE */
+} agr_watch;
+
+struct agr_session {
+  CURLM *multi;
+  CURLSH *share;
+  agr_transfer *head;            /* attached transfers */
+  int attached;
+  /* Event-loop mode (use_callbacks): what curl asked for since take_watches. */
+  int callbacks;
+  agr_watch *watches;
+  size_t nwatches, capwatches;
+  long timer_ms;                 /* the latest timer request; -1 = none */
+  int timer_changed;
+};
+
+/* lcurl.c */
+double agr_now(void);
+void agr_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
+extern const agr_sse_api *agr_sse; /* the parser functions, from agentruns.sse */
+
+/* session.c */
+void agr_open_session_class(lua_State *L);
+agr_session *agr_check_session(lua_State *L, int idx);
+int agr_session_perform(lua_State *L);
+int agr_session_new(lua_State *L);
+int agr_session_request(lua_State *L);
+
+/* transfer.c */
+void agr_open_transfer_class(lua_State *L);
+void agr_transfer_wire(agr_transfer *t);      /* set the callbacks on t->easy */
+void agr_transfer_finish(agr_transfer *t, CURLcode code);
+void agr_transfer_attach(agr_session *s, agr_transfer *t);
+
+#endif
