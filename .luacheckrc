@@ -7,5 +7,6 @@ files["bench/"] = { globals = {} }
 -- Files that run inside Neovim see its `vim` global.
 files["examples/neovim/"] = { read_globals = { "vim" }, globals = { "AgentrunsRuns" } }
 files["spec/support/nvim_driver.lua"] = { read_globals = { "vim" } }
+files["spec/support/nvim_task_error.lua"] = { globals = { "vim" } }
 -- Files that run inside nginx see its `ngx` global.
 files["examples/nginx/"] = { read_globals = { "ngx" } }

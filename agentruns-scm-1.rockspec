@@ -64,6 +64,7 @@ build = {
     ["agentruns.scheduler"] = "lua/agentruns/scheduler.lua",
     ["agentruns.schema"] = "lua/agentruns/schema.lua",
     ["agentruns.stream"] = "lua/agentruns/stream.lua",
+    ["agentruns.taskerror"] = "lua/agentruns/taskerror.lua",
     ["agentruns.toolregistry"] = "lua/agentruns/toolregistry.lua",
     ["agentruns.transport"] = "lua/agentruns/transport/init.lua",
     ["agentruns.transport.curl"] = "lua/agentruns/transport/curl.lua",

@@ -308,6 +308,14 @@ function cases.await_elsewhere()
   local _, res, err = ngx.thread.wait(th)
   return outcome(res, err)
 end
+function cases.task_error()
+  local joined = agentruns.spawn(function() error("nginx joined boom") end)
+  local _, err = joined:join()
+  agentruns.spawn(function() error("nginx task boom") end) -- nobody joins this one
+  ngx.sleep(0.01)
+  for _ = 1, 3 do collectgarbage() end
+  return { joined = err }
+end
 function cases.timer()
   local done
   assert(ngx.timer.at(0, function()
@@ -745,6 +753,18 @@ describe("nginx", function()
                   { out.err.kind, out.err.message, out.err.status })
     end)
 
+    it("gives a task's error its traceback, and logs one nobody joined at level error", function()
+      local out = probe("case=task_error")
+      assert.matches("probe%.lua:%d+: nginx joined boom\nstack traceback:\n", out.joined)
+      local logged = {}
+      for line in error_log():gmatch("[^\n]+") do
+        if line:find("agentruns: a task failed and was never joined", 1, true) then logged[#logged + 1] = line end
+      end
+      assert.equal(1, #logged)
+      assert.matches("%[error%].-probe%.lua:%d+: nginx task boom", logged[1])
+      assert.is_nil(error_log():find("nginx joined boom", 1, true))
+    end)
+
     it("runs several requests at once, awaited anywhere, and cancels", function()
       assert(request(sb.url .. "/_sandbox/stats/reset", { method = "POST" }))
       assert.same({ statuses = { 200, 200, 200 } }, probe("case=parallel"))
@@ -821,7 +841,9 @@ describe("nginx", function()
     it("leaves nothing in nginx's error log above warnings", function()
       local bad = {}
       for line in error_log():gmatch("[^\n]+") do
-        if line:find("%[error%]") or line:find("%[crit%]") or line:find("%[alert%]") or line:find("%[emerg%]") then
+        local expected = line:find("nginx task boom", 1, true) -- the report the task-error spec asks for
+        if not expected and (line:find("%[error%]") or line:find("%[crit%]") or line:find("%[alert%]")
+          or line:find("%[emerg%]")) then
           bad[#bad + 1] = line
         end
       end

@@ -110,7 +110,8 @@ describe("agentruns scheduler", function()
       function() return tr:get_run("not-a-uuid") end,
     }
     assert.same({ n = 3, 1, nil, 3 }, results[1])
-    assert.same({ n = 2, nil, "boom" }, results[2])
+    assert.same({ 2, nil }, { results[2].n, results[2][1] })
+    assert.matches("^boom\nstack traceback:\n", results[2][2]) -- error(msg, 0): no position, still a traceback
     assert.same({ nil, "invalid_argument" }, { results[3][1], results[3][2].kind })
   end)
 

@@ -15,7 +15,8 @@ empty.
 Concurrency: `agentruns.spawn(fn, ...)`, `agentruns.gather{fn, ...}` and
 `agentruns.sleep(s)` (agentruns.scheduler) run calls as coroutines over one
 curl multi session; `agentruns.use_loop(vim.uv or vim.loop)` (agentruns.loop)
-hands them to a libuv loop.
+hands them to a libuv loop. A task's error that nobody joins is reported
+(agentruns.on_task_error(fn) chooses where; see agentruns.taskerror).
 ]]
 local json = require "agentruns.json"
 
@@ -40,6 +41,11 @@ return setmetatable(agentruns, {
       local mod = require("agentruns." .. name)
       rawset(t, name, mod)
       return mod
+    end
+    if name == "on_task_error" then
+      local fn = require("agentruns.taskerror").set_handler
+      rawset(t, name, fn)
+      return fn
     end
     if name == "use_loop" then
       local fn = require("agentruns.loop").use

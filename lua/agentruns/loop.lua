@@ -28,6 +28,7 @@ vim.schedule in your code, as above.
 ]]
 local runtime = require "agentruns.runtime"
 local scheduler = require "agentruns.scheduler"
+local taskerror = require "agentruns.taskerror"
 local curl_transport = require "agentruns.transport.curl"
 
 local M = {}
@@ -116,6 +117,11 @@ function M.use(uv, options)
 
   -- A blocking wait outside any task keeps the loop turning.
   local vim = rawget(_G, "vim")
+  if vim and vim.schedule and vim.notify then -- errors nobody joined reach the editor's messages
+    taskerror.set_loop_sink(function(message)
+      vim.schedule(function() vim.notify(message, vim.log and vim.log.levels.ERROR) end)
+    end)
+  end
   runtime.set_driver(function(s, wait, ready)
     if s and s ~= session then -- a session of its own: the loop does not watch it
       s:perform(wait)

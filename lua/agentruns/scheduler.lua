@@ -17,6 +17,7 @@ while code outside any task waits for a call (a blocking wait steps the
 scheduler too). Outside a task, the library blocks exactly as before.
 ]]
 local runtime = require "agentruns.runtime"
+local taskerror = require "agentruns.taskerror"
 
 local M = {}
 
@@ -53,7 +54,8 @@ local function resume(task)
   local ok, wait = coroutine.resume(task.co, unpack(task.args, 1, task.args.n))
   task.args = { n = 0 }
   if not ok then
-    task.finished, task.result = true, { n = 2, nil, wait }
+    local err = taskerror.with_traceback(task.co, wait)
+    task.finished, task.result, task.state.err = true, { n = 2, nil, err }, err
   elseif coroutine.status(task.co) == "dead" then
     task.finished = true
   else
@@ -126,6 +128,7 @@ function NgxTask:done()
 end
 
 function NgxTask:join()
+  self.state.joined = true
   if not self.result then
     local out = pack(rawget(_G, "ngx").thread.wait(self.thread))
     if out[1] then
@@ -149,15 +152,24 @@ end
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("agentruns.spawn: fn must be a function", 2) end
   if in_nginx() then
-    local task = setmetatable({}, NgxTask)
+    local task = setmetatable({ state = {} }, NgxTask)
+    task.guard = taskerror.guard(task.state)
     task.thread = rawget(_G, "ngx").thread.spawn(function(...)
-      local out = pack(fn(...))
+      local args = pack(...)
+      -- caught here (LuaJIT yields across xpcall), so the error keeps its traceback
+      local out = pack(xpcall(function() return fn(unpack(args, 1, args.n)) end,
+                              function(e) return taskerror.with_traceback(nil, e, 2) end))
       task.finished = true
-      return unpack(out, 1, out.n)
+      if not out[1] then
+        task.state.err = out[2]
+        return nil, out[2]
+      end
+      return unpack(out, 2, out.n)
     end, ...)
     return task
   end
-  local task = setmetatable({ args = pack(...) }, Task)
+  local task = setmetatable({ args = pack(...), state = {} }, Task)
+  task.guard = taskerror.guard(task.state) -- reports an error nobody joined, when collected
   task.co = coroutine.create(function(...)
     task.result = pack(fn(...))
   end)
@@ -180,10 +192,11 @@ end
 
 --[[
 Wait for the task and return what its function returned (or nil and the
-error it raised). Inside another task this yields; outside, it drives the
+error it raised, with its traceback: see agentruns.taskerror). Inside another task this yields; outside, it drives the
 scheduler.
 ]]
 function Task:join()
+  self.state.joined = true
   if not self.finished then
     runtime.wait(nil, function() return self.finished end)
   end

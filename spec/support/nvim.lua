@@ -16,20 +16,19 @@ local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-function M.run_driver(sandbox_url, api_key, count)
+--- Run `script` in headless Neovim with `env` added; the script writes JSON to $AGENTRUNS_RESULT.
+function M.run(script, env_extra)
   local result_file = os.tmpname()
   local env = {
     LUA_PATH = "lua/?.lua;lua/?/init.lua;./?.lua;;",
     LUA_CPATH = "build/luajit/?.so;;",
-    TOOLREGISTRY_API_KEY = api_key,
-    TOOLREGISTRY_BASE_URL = sandbox_url .. "/toolregistry",
     AGENTRUNS_RESULT = result_file,
-    AGENTRUNS_COUNT = tostring(count or 20),
   }
+  for k, v in pairs(env_extra or {}) do env[k] = v end
   local words = {}
   for k, v in pairs(env) do words[#words + 1] = k .. "=" .. shell_quote(v) end
   -- a Lua error must end Neovim with a failing status (it does not by itself)
-  local lua_cmd = "lua local ok, e = pcall(dofile, 'spec/support/nvim_driver.lua'); "
+  local lua_cmd = "lua local ok, e = pcall(dofile, '" .. script .. "'); "
     .. "if not ok then io.stderr:write(tostring(e), '\\n'); vim.cmd('cquit 3') end"
   local cmd = "timeout 60 env -u LD_PRELOAD " .. table.concat(words, " ")
     .. " nvim --headless --clean -c " .. shell_quote(lua_cmd) .. " -c 'qa!' 2>&1; echo \"exit=$?\""
@@ -41,6 +40,14 @@ function M.run_driver(sandbox_url, api_key, count)
   if f then f:close() end
   os.remove(result_file)
   return text ~= "" and cjson.decode(text) or nil, output
+end
+
+function M.run_driver(sandbox_url, api_key, count)
+  return M.run("spec/support/nvim_driver.lua", {
+    TOOLREGISTRY_API_KEY = api_key,
+    TOOLREGISTRY_BASE_URL = sandbox_url .. "/toolregistry",
+    AGENTRUNS_COUNT = tostring(count or 20),
+  })
 end
 
 return M
