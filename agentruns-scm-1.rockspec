@@ -39,6 +39,7 @@ build = {
     ["agentruns.client"] = "lua/agentruns/client.lua",
     ["agentruns.errors"] = "lua/agentruns/errors.lua",
     ["agentruns.happyrobot"] = "lua/agentruns/happyrobot.lua",
+    ["agentruns.host"] = "lua/agentruns/host.lua",
     ["agentruns.http1"] = "lua/agentruns/http1.lua",
     ["agentruns.humm"] = "lua/agentruns/humm.lua",
     ["agentruns"] = "lua/agentruns/init.lua",
@@ -69,6 +70,7 @@ build = {
     ["agentruns.transport"] = "lua/agentruns/transport/init.lua",
     ["agentruns.transport.curl"] = "lua/agentruns/transport/curl.lua",
     ["agentruns.transport.ngx"] = "lua/agentruns/transport/ngx.lua",
+    ["agentruns.transport.ngx_exchange"] = "lua/agentruns/transport/ngx_exchange.lua",
     ["agentruns.url"] = "lua/agentruns/url.lua",
   },
   install = {

@@ -12,9 +12,9 @@ local M = {}
 
 -- The clock and the thread sleep: nginx's inside nginx (so nothing there loads libcurl),
 -- else the C module's monotonic clock.
-local ngx = rawget(_G, "ngx")
+local ngx = require("agentruns.host").ngx()
 local clock, sleep_thread
-if type(ngx) == "table" and type(ngx.now) == "function" and type(ngx.sleep) == "function" then
+if ngx then
   clock, sleep_thread = ngx.now, ngx.sleep
 else
   local curl = require "agentruns.curl"

@@ -16,6 +16,7 @@ Tasks run whenever the scheduler runs: during gather(), task:join(), and
 while code outside any task waits for a call (a blocking wait steps the
 scheduler too). Outside a task, the library blocks exactly as before.
 ]]
+local host = require "agentruns.host"
 local runtime = require "agentruns.runtime"
 local taskerror = require "agentruns.taskerror"
 
@@ -141,17 +142,10 @@ function NgxTask:join()
   return unpack(self.result, 1, self.result.n)
 end
 
-local function in_nginx()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or type(ngx.thread) ~= "table" or not ngx.get_phase then return false end
-  local ok, ngx_transport = pcall(require, "agentruns.transport.ngx")
-  return ok and ngx_transport.available()
-end
-
 --- Start fn(...) as a task; it runs until its first wait right away.
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("agentruns.spawn: fn must be a function", 2) end
-  if in_nginx() then
+  if host.cosockets() then -- nginx light threads
     local task = setmetatable({ state = {} }, NgxTask)
     task.guard = taskerror.guard(task.state)
     task.thread = rawget(_G, "ngx").thread.spawn(function(...)

@@ -47,8 +47,8 @@ function M.describe(err)
 end
 
 local function default_sink(message)
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.log) == "function" and ngx.ERR then
+  local ngx = require("agentruns.host").ngx()
+  if ngx then
     ngx.log(ngx.ERR, message)
   elseif loop_sink then
     loop_sink(message)

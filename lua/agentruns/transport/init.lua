@@ -8,26 +8,17 @@ else agentruns.transport.curl (agentruns.curl, on libcurl). Both offer the same
 interface (see transport/curl.lua).
 ]]
 
-local M = {}
+local host = require "agentruns.host"
 
-local ngx_transport -- loaded on first use inside nginx; false when it cannot load
-local function in_cosocket_phase()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or not ngx.socket or not ngx.get_phase then return false end
-  if ngx_transport == nil then
-    local ok, mod = pcall(require, "agentruns.transport.ngx")
-    ngx_transport = ok and mod or false
-  end
-  return ngx_transport and ngx_transport.available()
-end
+local M = {}
 
 local Auto = {}
 Auto.__index = Auto
 
 -- The transport for a call made now.
 function Auto:pick()
-  if in_cosocket_phase() then
-    self.ngx = self.ngx or ngx_transport.new(self.options)
+  if host.cosockets() then
+    self.ngx = self.ngx or require("agentruns.transport.ngx").new(self.options)
     return self.ngx
   end
   -- loaded here, not above: inside nginx nothing needs libcurl
