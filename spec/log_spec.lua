@@ -1,5 +1,4 @@
 -- Logging (AGENTRUNS_LOG, the `log` option) and the hooks, for calls and for streams.
-local client = require "agentruns.client"
 local T = require "agentruns.schema"
 local server = require "spec.support.server"
 local sandbox = require "spec.support.sandbox"
@@ -7,22 +6,13 @@ local sandbox = require "spec.support.sandbox"
 local KEY = "sk-test-5f2c9a7e"
 local STREAM = { terminal = { "end" }, keepalive = "keepalive" }
 
-local api = client.define {
-  name = "logtest",
-  env = { api_key = "LOGTEST_KEY" },
-  default_base_url = "https://example.invalid",
-  authenticate = function(c, headers) headers[#headers + 1] = "x-api-key: " .. c.api_key end,
-  error_message = function(body)
-    if type(body) == "table" then return body.message end
-  end,
-  endpoints = {
-    echo = { method = "GET", path = "/echo", query = { q = T.string } },
-    status = { method = "GET", path = "/status/{code}", params = { code = T.string },
-               query = { retry_after = T.string } },
-    resume = { method = "GET", path = "/sse-resume/{n}/{k}", params = { n = T.string, k = T.string },
-               stream = STREAM },
-  },
-}
+local api = require("spec.support.providers").test_api("logtest", {
+  echo = { method = "GET", path = "/echo", query = { q = T.string } },
+  status = { method = "GET", path = "/status/{code}", params = { code = T.string },
+             query = { retry_after = T.string } },
+  resume = { method = "GET", path = "/sse-resume/{n}/{k}", params = { n = T.string, k = T.string },
+             stream = STREAM },
+})
 
 local srv
 

@@ -1,33 +1,23 @@
 -- Event streams (agentruns.stream): resuming, de-duplicating, ending, failing.
-local client = require "agentruns.client"
 local T = require "agentruns.schema"
 local server = require "spec.support.server"
 
 local srv
 local STREAM = { terminal = { "end" }, keepalive = "keepalive" }
 
-local api = client.define {
-  name = "streamtest",
-  env = { api_key = "STREAMTEST_KEY" },
-  default_base_url = "https://example.invalid",
-  authenticate = function(c, headers) headers[#headers + 1] = "x-api-key: " .. c.api_key end,
-  error_message = function(body)
-    if type(body) == "table" then return body.message end
-  end,
-  endpoints = {
-    resume = { method = "GET", path = "/sse-resume/{n}/{k}", params = { n = T.string, k = T.string },
-               stream = STREAM },
-    replay = { method = "GET", path = "/sse-replay/{n}/{k}", params = { n = T.string, k = T.string },
-               stream = STREAM },
-    after = { method = "GET", path = "/sse-then/{key}/{k}/{status}",
-              params = { key = T.string, k = T.string, status = T.string }, query = { retry_after = T.string },
-              stream = STREAM },
-    keepalives = { method = "GET", path = "/sse-keepalive-events", stream = STREAM },
-    end_noid = { method = "GET", path = "/sse-end-noid", stream = STREAM },
-    hang = { method = "GET", path = "/hang", stream = STREAM },
-    json = { method = "GET", path = "/echo", stream = STREAM },
-  },
-}
+local api = require("spec.support.providers").test_api("streamtest", {
+  resume = { method = "GET", path = "/sse-resume/{n}/{k}", params = { n = T.string, k = T.string },
+             stream = STREAM },
+  replay = { method = "GET", path = "/sse-replay/{n}/{k}", params = { n = T.string, k = T.string },
+             stream = STREAM },
+  after = { method = "GET", path = "/sse-then/{key}/{k}/{status}",
+            params = { key = T.string, k = T.string, status = T.string }, query = { retry_after = T.string },
+            stream = STREAM },
+  keepalives = { method = "GET", path = "/sse-keepalive-events", stream = STREAM },
+  end_noid = { method = "GET", path = "/sse-end-noid", stream = STREAM },
+  hang = { method = "GET", path = "/hang", stream = STREAM },
+  json = { method = "GET", path = "/echo", stream = STREAM },
+})
 
 local function log()
   return srv.log()

@@ -8,6 +8,7 @@ Helpers shared by the provider specs (toolregistry, happyrobot, humm, wire).
   ctl.fixtures(), ctl.stats(), ctl.reset(), ctl.close()
   support.client(sb, "humm", opts)    -- a client of the sandbox with its keys, opts on top
   support.eventually(fn, seconds)     -- bounded polling
+  support.test_api(name, endpoints)   -- a provider of spec/support/test_server.lua (x-api-key auth)
   it("refuses ...", support.refusal_test(case, function() return ctl end))  -- nothing sent
 
 The control routes are read over a core session of their own and decoded with a private
@@ -22,6 +23,21 @@ local TIMEOUT = 10
 
 -- Where each provider lives in the sandbox.
 local BASE = { toolregistry = "/toolregistry", happyrobot = "/happyrobot/api/v1", humm = "/humm" }
+
+--[[ A provider class for spec/support/test_server.lua's routes: `endpoints` as in
+agentruns.client, an x-api-key header, error bodies { message = }. ]]
+function M.test_api(name, endpoints)
+  return require("agentruns.client").define {
+    name = name,
+    env = { api_key = name:upper() .. "_KEY" },
+    default_base_url = "https://example.invalid",
+    authenticate = function(c, headers) headers[#headers + 1] = "x-api-key: " .. c.api_key end,
+    error_message = function(body)
+      if type(body) == "table" then return body.message end
+    end,
+    endpoints = endpoints,
+  }
+end
 
 --- A client of provider `name` for the sandbox `sb`, with its keys; `opts` override.
 function M.client(sb, name, opts)
