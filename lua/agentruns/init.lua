@@ -8,7 +8,8 @@ agentruns: Lua clients for the HappyRobot, Humm and ToolRegistry agent-run APIs.
 
 The provider modules load on first use. `agentruns.core` is the C core (SSE
 parser, libcurl sessions); `agentruns.null` is JSON null as results carry
-it; `agentruns.array(t)` marks a table to be sent as a JSON array even when
+it (it prints as "null" and is truthy: compare with `== agentruns.null`);
+`agentruns.array(t)` marks a table to be sent as a JSON array even when
 empty.
 
 Concurrency: `agentruns.spawn(fn, ...)`, `agentruns.gather{fn, ...}` and

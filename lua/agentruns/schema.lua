@@ -15,7 +15,7 @@ local function show(v)
     if #v > 40 then v = v:sub(1, 37) .. "..." end
     return string.format("%q", v)
   end
-  if v == json.null then return "null" end
+  if json.is_null(v) then return "null" end
   return tostring(v)
 end
 
@@ -193,7 +193,7 @@ end
 function M.nullable(t)
   return setmetatable({
     check = function(v)
-      if v == json.null then return true end
+      if json.is_null(v) then return true end
       return t.check(v)
     end,
   }, { __index = t })
