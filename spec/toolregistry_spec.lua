@@ -264,6 +264,7 @@ describe("agentruns.toolregistry", function()
         for _ in tr:each_run { pageSize = 500 } do end
       end)
       assert.is_false(ok)
+      err = agentruns.errors.from(err) -- the error value, on Lua 5.1 too
       assert.same({ "invalid_argument", "pageSize", "pageSize: must be an integer from 1 to 100, got 500", false },
                   { err.kind, err.argument, err.message, err.retryable })
       local bad = new_client { api_key = "tr_wrong" }

@@ -19,11 +19,38 @@ a table with these fields (absent when they do not apply):
 `tostring(err)` gives one readable line. The C core's own failures (from
 agentruns.core directly) carry only kind and message and print the message;
 the request layer turns them into errors of this module.
+
+Raising an error value (a `for` loop over an iterator or a stream, or
+`agentruns.assert`) goes through `M.raise`, because interpreters differ in
+what an uncaught error object prints:
+
+  Lua 5.2+, LuaJIT  `error(err)` and `assert(nil, err)` raise the table, and
+                    the interpreter prints it through __tostring: the table
+                    itself is raised, and pcall gives it back.
+  PUC Lua 5.1       `assert` refuses a table message ("bad argument #2 to
+                    'assert' (string expected, got table)") and lua.c prints
+                    "(error object is not a string)" for one. So the one-line
+                    message is raised as a string, and `M.from(caught)` gives
+                    the table back (the last 32 raised are remembered).
+
+Which of the two applies is found out when this module loads, by trying
+whether `assert` raises a table as it is (`M.raises_objects`). Code that
+catches errors and wants their fields writes, on every interpreter:
+
+  local ok, caught = pcall(fn)
+  local err = agentruns.errors.from(caught)   -- the error table, or nil
 ]]
 local core = require "agentruns.core"
 
 local mt = { __name = "agentruns.Error" }
 local M = { metatable = mt }
+
+-- Does `assert` raise a table message as it is (and lua.c print it)?
+do
+  local probe = {}
+  local _, raised = pcall(assert, false, probe)
+  M.raises_objects = raised == probe
+end
 
 local function describe(err)
   local where = {}
@@ -56,6 +83,56 @@ end
 function M.is_error(v)
   local m = type(v) == "table" and getmetatable(v)
   return m == mt or m == core.error_metatable
+end
+
+-- Lua 5.1: the messages raised lately, message -> error value, oldest first
+-- in `raised_order`. Strings are never collected from weak tables, so the
+-- memory is bounded by count instead.
+local RAISED_KEPT = 32
+local raised, raised_order = {}, {}
+
+local function remember(message, err)
+  if raised[message] == nil then
+    raised_order[#raised_order + 1] = message
+    if #raised_order > RAISED_KEPT then raised[table.remove(raised_order, 1)] = nil end
+  end
+  raised[message] = err
+end
+
+--[[
+Raise `err` so that, uncaught, it prints its one-line message on this
+interpreter: the value itself where error objects print (Lua 5.2+, LuaJIT),
+else (Lua 5.1) `tostring(err)` as a string that `M.from` maps back to `err`.
+Strings and numbers are raised as they are. No position is added.
+]]
+function M.raise(err)
+  local t = type(err)
+  if M.raises_objects or t == "string" or t == "number" or err == nil then error(err, 0) end
+  local message = tostring(err)
+  remember(message, err)
+  error(message, 0)
+end
+
+--- The error value behind `caught` (what pcall gave back): `caught` itself
+--- when it is an error value, the value `M.raise` raised as that string on
+--- Lua 5.1, else nil.
+function M.from(caught)
+  if M.is_error(caught) then return caught end
+  if type(caught) == "string" then return raised[caught] end
+  return nil
+end
+
+--[[
+Like `assert`, on every interpreter: returns all its arguments when `v` is
+true, else raises `message` (default "assertion failed!") through M.raise,
+so an error value prints its one line even on Lua 5.1:
+
+  local run = agentruns.assert(tr:get_run(id))
+]]
+function M.assert(v, message, ...)
+  if v then return v, message, ... end
+  if message == nil then message = "assertion failed!" end
+  return M.raise(message)
 end
 
 return M

@@ -10,7 +10,8 @@ The provider modules load on first use. `agentruns.core` is the C core (SSE
 parser, libcurl sessions); `agentruns.null` is JSON null as results carry
 it (it prints as "null" and is truthy: compare with `== agentruns.null`);
 `agentruns.array(t)` marks a table to be sent as a JSON array even when
-empty.
+empty. `agentruns.assert(v, err, ...)` is `assert` that prints an error
+value's line when uncaught on every Lua, 5.1 included (agentruns.errors).
 
 Concurrency: `agentruns.spawn(fn, ...)`, `agentruns.gather{fn, ...}` and
 `agentruns.sleep(s)` (agentruns.scheduler) run calls as coroutines over one
@@ -18,6 +19,7 @@ curl multi session; `agentruns.use_loop(vim.uv or vim.loop)` (agentruns.loop)
 hands them to a libuv loop.
 ]]
 local core = require "agentruns.core"
+local errors = require "agentruns.errors"
 local json = require "agentruns.json"
 
 local PROVIDERS = { toolregistry = true, happyrobot = true, humm = true }
@@ -28,7 +30,8 @@ local agentruns = {
   core = core,
   null = json.null,
   array = json.array,
-  errors = require "agentruns.errors",
+  errors = errors,
+  assert = errors.assert,
 }
 
 return setmetatable(agentruns, {
