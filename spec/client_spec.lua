@@ -38,6 +38,18 @@ local provider = {
 }
 local api = client.define(provider)
 
+-- The same API with an organization, and with the key's variable set (PATH).
+local function variant(name, fields)
+  local p = { endpoints = { echo = { method = "GET", path = "/echo/{id}", params = { id = T.string } } } }
+  for k, v in pairs(provider) do if k ~= "endpoints" then p[k] = v end end
+  for k, v in pairs(fields) do p[k] = v end
+  p.name = name
+  return client.define(p)
+end
+local org_api = variant("orgapi", { organization = true,
+                                    env = { api_key = "TESTAPI_KEY", organization_id = "TESTAPI_ORG" } })
+local env_api = variant("envapi", { env = { api_key = "PATH" } })
+
 local function log()
   return srv.log()
 end
@@ -69,9 +81,59 @@ describe("agentruns.client", function()
         "or with allow_insecure = true)")
     end)
 
-    it("refuses a key with a line break", function()
+    it("refuses a key with a line break, saying so", function()
       assert.has_error(function() api.new { api_key = "a\r\nX-Evil: 1", base_url = srv.url } end,
-                       "agentruns.testapi.new: api_key is required (or set TESTAPI_KEY)")
+                       "agentruns.testapi.new: api_key must not contain CR, LF or NUL")
+      assert.has_error(function() api.new { api_key = "a\n", base_url = srv.url } end,
+                       "agentruns.testapi.new: api_key must not contain CR, LF or NUL")
+    end)
+
+    it("refuses a key that is not a string", function()
+      assert.has_error(function() api.new { api_key = 42, base_url = srv.url } end,
+                       "agentruns.testapi.new: api_key must be a string, got number")
+    end)
+
+    it("refuses an organization id with a line break, saying so", function()
+      assert.has_error(function() org_api.new { api_key = KEY, organization_id = "org\r\n1", base_url = srv.url } end,
+                       "agentruns.orgapi.new: organization_id must not contain CR, LF or NUL")
+    end)
+
+    it("keeps the known options in one table", function()
+      for _, name in ipairs { "api_key", "organization_id", "base_url", "timeout", "connect_timeout",
+                              "idle_timeout", "max_retries", "user_agent", "on_request", "on_response" } do
+        assert.is_true(client.client_options[name], name)
+      end
+      for name in pairs(client.defaults) do assert.is_true(client.client_options[name], name) end
+    end)
+
+    describe("refuses an unknown option, naming the nearest known one", function()
+      local cases = {
+        { "a misspelt key", api, { api_kye = KEY }, "agentruns.testapi.new: unknown option 'api_kye' " ..
+          "(did you mean 'api_key'?)" },
+        { "a misspelt timeout", api, { api_key = KEY, timout = 5 }, "agentruns.testapi.new: unknown option " ..
+          "'timout' (did you mean 'timeout'?)" },
+        { "the British spelling of organization_id", org_api, { api_key = KEY, organisation_id = "o1" },
+          "agentruns.orgapi.new: unknown option 'organisation_id' (did you mean 'organization_id'?)" },
+        { "an organization where the API has none", api, { api_key = KEY, organization_id = "o1" },
+          "agentruns.testapi.new: unknown option 'organization_id' (testapi has no organization)" },
+        { "a name near nothing", api, { api_key = KEY, colour = "red" },
+          "agentruns.testapi.new: unknown option 'colour'" },
+      }
+      for _, case in ipairs(cases) do
+        it(case[1], function()
+          local opts = { base_url = srv.url }
+          for k, v in pairs(case[3]) do opts[k] = v end
+          assert.has_error(function() case[2].new(opts) end, case[4])
+        end)
+      end
+    end)
+
+    it("refuses a misspelt key even when the key's variable is set, instead of using that key", function()
+      -- PATH is set in every environment: here it stands for another account's key
+      local from_env = assert(env_api.new { base_url = srv.url })
+      assert.equal(os.getenv "PATH", from_env.api_key)
+      assert.has_error(function() env_api.new { api_kye = KEY, base_url = srv.url } end,
+                       "agentruns.envapi.new: unknown option 'api_kye' (did you mean 'api_key'?)")
     end)
   end)
 
@@ -121,6 +183,10 @@ describe("agentruns.client", function()
         "timeout", "timeout: must be a non-negative number" },
       { "an infinite option", function(x) return x:echo("a", nil, { max_retries = math.huge }) end,
         "max_retries", "max_retries: must be a non-negative number" },
+      { "a misspelt option", function(x) return x:echo("a", nil, { timout = 1 }) end,
+        "timout", "timout: is not an option of this call (did you mean 'timeout'?)" },
+      { "an unknown option near nothing", function(x) return x:echo("a", nil, { colour = 1 }) end,
+        "colour", "colour: is not an option of this call" },
       { "an object JSON cannot carry", function(x) return x:status("200", { filter = { n = 0 / 0 } }) end,
         "filter", "filter: cannot be sent as JSON: cannot encode " .. tostring(0 / 0) },
     }

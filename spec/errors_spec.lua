@@ -1,5 +1,5 @@
 -- agentruns.errors: error values that print their one line wherever they are raised, on every
--- supported Lua (PUC 5.1's assert and lua.c take only strings).
+-- supported Lua (PUC 5.1's assert and lua.c take only strings), and the "did you mean" hints.
 local agentruns = require "agentruns"
 local errors = require "agentruns.errors"
 local sandbox = require "spec.support.sandbox"
@@ -114,6 +114,29 @@ describe("agentruns.errors", function()
     it("raises a string message as it is, and a default one without", function()
       assert.same({ false, "no use case" }, { pcall(agentruns.assert, nil, "no use case") })
       assert.same({ false, "assertion failed!" }, { pcall(agentruns.assert, false) })
+    end)
+  end)
+
+  describe("did_you_mean", function()
+    local OPTIONS = { "api_key", "base_url", "timeout", "idle_timeout", "organization_id", "max_retries" }
+    local cases = {
+      { "a transposition", "api_kye", " (did you mean 'api_key'?)" },
+      { "a letter missing", "timout", " (did you mean 'timeout'?)" },
+      { "another spelling", "organisation_id", " (did you mean 'organization_id'?)" },
+      { "another case", "BASE_URL", " (did you mean 'base_url'?)" },
+      { "a name near nothing", "colour", "" },
+      { "a short name near nothing", "x", "" },
+      { "not a string", 42, "" },
+    }
+    for _, case in ipairs(cases) do
+      it("hints for " .. case[1], function()
+        assert.equal(case[3], errors.did_you_mean(case[2], OPTIONS))
+      end)
+    end
+
+    it("takes a set as well as a list, and names every name as near", function()
+      assert.equal(" (did you mean 'get_run' or 'set_run'?)",
+                   errors.did_you_mean("jet_run", { get_run = true, set_run = true, list_runs = true }))
     end)
   end)
 end)

@@ -76,6 +76,11 @@ describe("agentruns.toolregistry", function()
       assert.has_error(function() agentruns.toolregistry.new { base_url = sb.url, api_key = "" } end,
         "agentruns.toolregistry.new: api_key is required (or set TOOLREGISTRY_API_KEY)")
     end)
+
+    it("raises for a misspelt option instead of falling back to the environment's key", function()
+      assert.has_error(function() agentruns.toolregistry.new { base_url = sb.url, api_kye = "tr_other" } end,
+        "agentruns.toolregistry.new: unknown option 'api_kye' (did you mean 'api_key'?)")
+    end)
   end)
 
   describe("list_runs", function()

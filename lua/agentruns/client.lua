@@ -49,6 +49,23 @@ M.defaults = {
   max_redirects = 5,             -- when follow_redirects is set
 }
 
+--[[
+Every option `new` knows, the one list of them: an option added to clients
+goes here (and is read in `define`'s `new`). A name not in it is refused
+with the nearest known ones, so that a typo (`api_kye`) cannot fall back
+silently to the environment's key, another account's. The numeric ones are
+those of M.defaults. organization_id counts only for providers that have an
+organization; a provider may add its own with `options`.
+]]
+M.client_options = {
+  api_key = true, organization_id = true, base_url = true, allow_insecure = true,
+  timeout = true, connect_timeout = true, idle_timeout = true, max_retries = true,
+  retry_base_delay = true, retry_max_delay = true, max_retry_wait = true,
+  max_body_size = true, max_event_size = true, max_redirects = true, follow_redirects = true,
+  user_agent = true, on_request = true, on_response = true, session = true, transport = true,
+}
+for k in pairs(M.defaults) do assert(M.client_options[k], "client option " .. k .. " is not in client_options") end
+
 local REDIRECT_STATUS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
 --- True when a header name may carry a credential (its value is hidden).
@@ -151,7 +168,8 @@ local function check_call_options(opts)
   if type(opts) ~= "table" then return errors.invalid_argument("options", "must be a table, got " .. type(opts)) end
   for k, v in pairs(opts) do
     if not CALL_OPTIONS[k] then
-      return errors.invalid_argument(tostring(k), "is not an option of this call")
+      return errors.invalid_argument(tostring(k), "is not an option of this call" ..
+        errors.did_you_mean(k, CALL_OPTIONS))
     end
     if k == "headers" then
       if type(v) ~= "table" then return errors.invalid_argument("headers", "must be a table of name = value") end
@@ -504,11 +522,38 @@ local function prepare_endpoint(name, ep)
   return ep
 end
 
-local function option(opts, name, env_name)
-  local v = opts[name]
-  if v == nil and env_name then v = os.getenv(env_name) end
+-- A credential-like option: the given value, else the environment's; raises
+-- when it is missing or could not be sent in a header (the value is never
+-- shown: it may be a key).
+local function credential(provider, opts, name, env_name)
+  local v, from = opts[name], ""
+  if v == nil and env_name then v, from = os.getenv(env_name), " (from " .. env_name .. ")" end
   if v == "" then v = nil end
+  local where = "agentruns." .. provider.name .. ".new: "
+  if v == nil then error(string.format("%s%s is required (or set %s)", where, name, env_name), 3) end
+  if type(v) ~= "string" then error(string.format("%s%s must be a string, got %s", where, name, type(v)), 3) end
+  if v:find("[%z\r\n]") then
+    error(string.format("%s%s%s must not contain CR, LF or NUL", where, name, from), 3)
+  end
   return v
+end
+
+-- Refuse an option `new` does not know, naming the nearest known ones.
+local function check_options(provider, opts)
+  local known = {}
+  for k in pairs(M.client_options) do known[k] = true end
+  if not provider.organization then known.organization_id = nil end
+  for _, k in ipairs(provider.options or {}) do known[k] = true end
+  local unknown = {}
+  for k in pairs(opts) do
+    if not known[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  if #unknown == 0 then return end
+  table.sort(unknown)
+  local k = unknown[1]
+  local hint = errors.did_you_mean(k, known)
+  if k == "organization_id" and hint == "" then hint = " (" .. provider.name .. " has no organization)" end
+  error(string.format("agentruns.%s.new: unknown option '%s'%s", provider.name, k, hint), 3)
 end
 
 --[[
@@ -546,20 +591,17 @@ function M.define(provider)
   function class.new(opts)
     opts = opts or {}
     if type(opts) ~= "table" then error("agentruns." .. provider.name .. ".new: options must be a table", 2) end
+    check_options(provider, opts) -- before the environment is read: a typo must not fall back to it
     local env = provider.env or {}
     local self = setmetatable({ provider = provider }, class.mt)
-    self.api_key = option(opts, "api_key", env.api_key)
-    if type(self.api_key) ~= "string" or self.api_key:find("[%z\r\n]") then
-      error(string.format("agentruns.%s.new: api_key is required (or set %s)", provider.name, env.api_key), 2)
-    end
+    self.api_key = credential(provider, opts, "api_key", env.api_key)
     if provider.organization then
-      self.organization_id = option(opts, "organization_id", env.organization_id)
-      if type(self.organization_id) ~= "string" or self.organization_id:find("[%z\r\n]") then
-        error(string.format("agentruns.%s.new: organization_id is required (or set %s)",
-          provider.name, env.organization_id), 2)
-      end
+      self.organization_id = credential(provider, opts, "organization_id", env.organization_id)
     end
-    local base = option(opts, "base_url", env.base_url) or provider.default_base_url
+    local base = opts.base_url
+    if base == nil and env.base_url then base = os.getenv(env.base_url) end
+    if base == "" then base = nil end
+    base = base or provider.default_base_url
     local checked, why = url.check_base(base, opts.allow_insecure)
     if not checked then error(string.format("agentruns.%s.new: base_url %s", provider.name, why), 2) end
     self.base_url = provider.normalize_base and provider.normalize_base(checked) or checked

@@ -135,4 +135,71 @@ function M.assert(v, message, ...)
   return M.raise(message)
 end
 
+-- Edit distance between a and b (optimal string alignment: an adjacent
+-- transposition counts as one edit, so "api_kye" is one from "api_key").
+local function distance(a, b)
+  local la, lb = #a, #b
+  local prev2, prev = {}, {}
+  for j = 0, lb do prev[j] = j end
+  for i = 1, la do
+    local row = { [0] = i }
+    local ca = a:byte(i)
+    for j = 1, lb do
+      local cb = b:byte(j)
+      local cost = ca == cb and 0 or 1
+      local d = math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
+      if i > 1 and j > 1 and ca == b:byte(j - 1) and a:byte(i - 1) == cb then
+        d = math.min(d, prev2[j - 2] + 1)
+      end
+      row[j] = d
+    end
+    prev2, prev = prev, row
+  end
+  return prev[lb]
+end
+M.distance = distance
+
+--[[
+The names among `candidates` (an array, or a set { name = true }) nearest to
+`name`, for a "did you mean" hint: those at the smallest edit distance (case
+ignored) when that is at most a third of the name's length (at least 1),
+sorted, at most three. An empty array when none is near.
+]]
+function M.suggest(name, candidates)
+  if type(name) ~= "string" then return {} end
+  local list = {}
+  if #candidates > 0 then
+    for _, c in ipairs(candidates) do list[#list + 1] = c end
+  else
+    for c in pairs(candidates) do
+      if type(c) == "string" then list[#list + 1] = c end
+    end
+  end
+  local lname = name:lower()
+  local limit = math.max(1, math.floor(#name / 3))
+  local best, near = limit + 1, {}
+  for _, c in ipairs(list) do
+    local d = distance(lname, c:lower())
+    if d < best then
+      best, near = d, { c }
+    elseif d == best then
+      near[#near + 1] = c
+    end
+  end
+  table.sort(near)
+  while #near > 3 do near[#near] = nil end
+  return near
+end
+
+--- " (did you mean 'a'?)" or " (did you mean 'a' or 'b'?)" for M.suggest's
+--- names, or "" when there are none.
+function M.did_you_mean(name, candidates)
+  local near = M.suggest(name, candidates)
+  if #near == 0 then return "" end
+  for i, n in ipairs(near) do near[i] = "'" .. n .. "'" end
+  local last = table.remove(near)
+  local head = #near > 0 and (table.concat(near, ", ") .. " or ") or ""
+  return " (did you mean " .. head .. last .. "?)"
+end
+
 return M
