@@ -81,6 +81,14 @@ describe("agentruns.toolregistry", function()
       assert.has_error(function() agentruns.toolregistry.new { base_url = sb.url, api_kye = "tr_other" } end,
         "agentruns.toolregistry.new: unknown option 'api_kye' (did you mean 'api_key'?)")
     end)
+
+    it("raises for a method it does not have, naming the nearest", function()
+      local ok, err = pcall(function() return tr:list_run() end)
+      assert.is_false(ok)
+      assert.matches("agentruns.toolregistry client has no method 'list_run' (did you mean 'list_runs'?)",
+                     err, 1, true)
+      assert.same({}, ctl.requests())
+    end)
   end)
 
   describe("list_runs", function()

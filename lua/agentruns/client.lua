@@ -556,6 +556,39 @@ local function check_options(provider, opts)
   error(string.format("agentruns.%s.new: unknown option '%s'%s", provider.name, k, hint), 3)
 end
 
+-- Fields a client holds or may leave unset: looking one up is not a mistake.
+local CLIENT_FIELDS = { provider = true }
+for k in pairs(M.client_options) do CLIENT_FIELDS[k] = true end
+
+--[[
+The __index of a client: its methods; nil for the fields it may leave
+unset (on_request, ...) and for names starting with "_" (tools probing for
+metamethod-like fields); anything else is a mistake -- most often a method
+name misspelt -- and raises naming the client and the nearest methods (or
+all of them when none is near), instead of Lua's "attempt to call a nil
+value".
+]]
+local function client_index(provider, methods)
+  local fields = CLIENT_FIELDS
+  if provider.options then
+    fields = {}
+    for k in pairs(CLIENT_FIELDS) do fields[k] = true end
+    for _, k in ipairs(provider.options) do fields[k] = true end
+  end
+  return function(_, k)
+    local m = methods[k]
+    if m ~= nil or type(k) ~= "string" or fields[k] or k:sub(1, 1) == "_" then return m end
+    local hint = errors.did_you_mean(k, methods)
+    if hint == "" then
+      local names = {}
+      for name in pairs(methods) do names[#names + 1] = name end
+      table.sort(names)
+      hint = " (its methods: " .. table.concat(names, ", ") .. ")"
+    end
+    error(string.format("agentruns.%s client has no method '%s'%s", provider.name, k, hint), 2)
+  end
+end
+
 --[[
 Define a provider class. `provider` = { name, default_base_url, env = {...},
 authenticate(client, headers, ep) -> extra query pairs, error_message(body)
@@ -566,7 +599,7 @@ function M.define(provider)
   local class = { provider = provider, endpoints = {} }
   local methods = {}
   class.methods = methods
-  class.mt = { __index = methods, __name = "agentruns." .. provider.name }
+  class.mt = { __index = client_index(provider, methods), __name = "agentruns." .. provider.name }
   class.mt.__tostring = function(c) return "agentruns." .. provider.name .. " client (" .. c.base_url .. ")" end
 
   local paginate = require "agentruns.paginate"
