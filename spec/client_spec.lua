@@ -21,6 +21,11 @@ local provider = {
     echo = { method = "GET", path = "/echo/{id}", params = { id = T.string },
              query = { n = T.integer(1, 10), tags = T.array(T.string), flag = T.boolean } },
     create = { method = "POST", path = "/echo", body = { name = T.required(T.string), ids = T.array(T.string) } },
+    note = { method = "POST", path = "/echo", body = {
+      at = T.datetime,
+      source = T.fields { kind = T.required(T.enum { "user", "api" }), since = T.datetime,
+                          tags = T.array(T.fields { name = T.string }) },
+    } },
     status = { method = "GET", path = "/status/{code}", params = { code = T.string },
                query = { retry_after = T.string, filter = T.object } },
     post_status = { method = "POST", path = "/status/{code}", params = { code = T.string },
@@ -151,7 +156,7 @@ describe("agentruns.client", function()
       local ok, err = pcall(function() return c:summarise() end)
       assert.is_false(ok)
       assert.matches("agentruns.testapi client has no method 'summarise' (its methods: big, create, drop, " ..
-        "echo, flaky, html, post_drop, post_redirect, post_status, redirect, status)", err, 1, true)
+        "echo, flaky, html, note, post_drop, post_redirect, post_status, redirect, status)", err, 1, true)
     end)
 
     it("answers nil for an option the client was not given", function()
@@ -206,6 +211,17 @@ describe("agentruns.client", function()
         "timeout", "timeout: must be a non-negative number" },
       { "an infinite option", function(x) return x:echo("a", nil, { max_retries = math.huge }) end,
         "max_retries", "max_retries: must be a non-negative number" },
+      { "a field inside an object not in its enum", function(x) return x:note { source = { kind = "robot" } } end,
+        "source.kind", 'source.kind: must be one of user, api, got "robot"' },
+      { "a required field missing inside an object", function(x) return x:note { source = {} } end,
+        "source.kind", "source.kind: is required" },
+      { "an unknown field inside an object", function(x) return x:note { source = { kind = "api", knd = 1 } } end,
+        "source.knd", "source.knd: is not a field of this object (known: kind, since, tags)" },
+      { "a bad field in an object in an array in an object",
+        function(x) return x:note { source = { kind = "api", tags = { { name = "a" }, { name = 2 } } } } end,
+        "source.tags[2].name", "source.tags[2].name: must be a string, got number" },
+      { "an array where an object with fields goes", function(x) return x:note { source = { "api" } } end,
+        "source", "source: must be a table (a JSON object), got an array" },
       { "a misspelt option", function(x) return x:echo("a", nil, { timout = 1 }) end,
         "timout", "timout: is not an option of this call (did you mean 'timeout'?)" },
       { "an unknown option near nothing", function(x) return x:echo("a", nil, { colour = 1 }) end,

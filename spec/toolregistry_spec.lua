@@ -684,6 +684,22 @@ describe("agentruns.toolregistry", function()
         "source", "source: must be a table (a JSON object), got string" },
       { "metadata that is a boolean", function() return tr:put_feedback(UNKNOWN, { metadata = true }) end,
         "metadata", "metadata: must be a table (a JSON object), got boolean" },
+      { "a source type that is not one of the documented three", function()
+          return tr:put_feedback(UNKNOWN, { rating = "positive", source = { type = "robot" } }) end,
+        "source.type", 'source.type: must be one of user, evaluator, api, got "robot"' },
+      { "a source field the API does not have", function()
+          return tr:put_feedback(UNKNOWN, { source = { type = "user", user_id = "u1" } }) end,
+        "source.user_id", "source.user_id: is not a field of this object (known: metadata, type, userId)" },
+      { "a source userId that is not a string", function()
+          return tr:put_feedback(UNKNOWN, { source = { userId = 123 } }) end,
+        "source.userId", "source.userId: must be a string, got number" },
+      { "source metadata of the wrong type", function()
+          return tr:put_feedback(UNKNOWN, { source = { type = "api", metadata = { platform = true } } }) end,
+        "source.metadata.platform", "source.metadata.platform: must be a string, got boolean" },
+      { "a metadata field the API does not have", function()
+          return tr:put_feedback(UNKNOWN, { metadata = { env = "prod" } }) end,
+        "metadata.env", "metadata.env: is not a field of this object (known: clientVersion, environment, " ..
+        "experimentId, sessionId, version)" },
       { "feedbackSource, the response's name", function()
           return tr:put_feedback(UNKNOWN, { feedbackSource = {} }) end, "feedbackSource",
         "feedbackSource: is not a parameter of this call (known: comment, metadata, rating, source)" },

@@ -124,10 +124,11 @@ function M.parse_retry_after(value, now_epoch)
   return delta > 0 and delta or 0
 end
 
--- Validate `value` against `ty`; returns nil on success, else an error value.
+-- Validate `value` against `ty`; returns nil on success, else an error value
+-- naming the argument, or the field inside it at fault (source.type).
 local function check(name, ty, value)
-  local ok, why = ty.check(value)
-  if not ok then return errors.invalid_argument(name, why) end
+  local ok, why, path = ty.check(value)
+  if not ok then return errors.invalid_argument(name .. (path or ""), why) end
 end
 
 -- Check a params table against a map of types: required ones, unknown keys.
@@ -215,14 +216,12 @@ function M.build(client, ep, path_values, params, opts)
   if ep.body then
     err = check_fields("body", ep.body, params)
     if err then return nil, err end
-    -- A field the contract types as an array is sent as one even when empty.
+    -- Each field as its type sends it: an array as one even when empty, a
+    -- time from os.time() as its ISO-8601 string.
     local fields = {}
     for k, v in pairs(params or {}) do
-      if ep.body[k].name == "array" and type(v) == "table" and getmetatable(v) == nil then
-        local list = json.array()
-        for i = 1, #v do list[i] = v[i] end
-        v = list
-      end
+      local to_json = ep.body[k].to_json
+      if to_json then v = to_json(v) end
       fields[k] = v
     end
     body, err = json.encode(fields)

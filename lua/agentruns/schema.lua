@@ -1,10 +1,13 @@
 --[[
 Parameter types, as used in the providers' endpoint tables.
 
-A type is a table with `check(value) -> true | nil, reason` and, for query
-parameters, `to_query(value) -> string | array of strings`. The reasons are
-what users read after the argument's name ("limit: must be an integer from 1
-to 100, got 0"), so they say what is expected and what came.
+A type is a table with `check(value) -> true | nil, reason [, path]`, for
+query parameters `to_query(value) -> string | array of strings`, and, when
+a value is sent in a JSON body as something else than itself, `to_json(value)`.
+The reasons are what users read after the argument's name ("limit: must be
+an integer from 1 to 100, got 0"), so they say what is expected and what
+came. `path` is said when the fault lies inside the value (".type" for
+source.type, "[2]" for an item): the argument named is then "source.type".
 ]]
 local json = require "agentruns.json"
 
@@ -149,6 +152,54 @@ M.object = define {
   to_query = function(v) return assert(json.encode(v)) end,
 }
 
+--[[
+A JSON object whose fields are documented: `fields` maps each name to its
+type (T.required for the ones it must have). Each field is checked like a
+parameter, and a name not in `fields` is refused: a typo would otherwise be
+dropped by the server without a word. A fault names the field by its path
+(source.type, source.metadata.platform).
+]]
+function M.fields(fields)
+  local names = {}
+  for n in pairs(fields) do names[#names + 1] = n end
+  table.sort(names)
+  local known = table.concat(names, ", ")
+  local function check(v)
+    local ok, why = M.object.check(v)
+    if not ok then return nil, why end
+    for k in pairs(v) do
+      if not fields[k] then
+        return nil, "is not a field of this object (known: " .. known .. ")", "." .. tostring(k)
+      end
+    end
+    for _, n in ipairs(names) do
+      local x = v[n]
+      if x == nil then
+        if fields[n].required then return nil, "is required", "." .. n end
+      else
+        local fine, reason, path = fields[n].check(x)
+        if not fine then return nil, reason, "." .. n .. (path or "") end
+      end
+    end
+    return true
+  end
+  return define {
+    name = "object",
+    fields = fields,
+    check = check,
+    to_query = M.object.to_query,
+    to_json = function(v)
+      local out = {}
+      for k, x in pairs(v) do
+        local to_json = fields[k].to_json
+        if to_json then x = to_json(x) end
+        out[k] = x
+      end
+      return out
+    end,
+  }
+end
+
 --- An array whose items are of type `item` (at least `min` of them).
 function M.array(item, min)
   return define {
@@ -163,8 +214,11 @@ function M.array(item, min)
       end
       for i = 1, n do
         if v[i] == nil then return nil, "must be an array without holes" end
-        local ok, why = item.check(v[i])
-        if not ok then return nil, "item " .. i .. " " .. why end
+        local ok, why, path = item.check(v[i])
+        if not ok then
+          if path then return nil, why, "[" .. i .. "]" .. path end
+          return nil, "item " .. i .. " " .. why
+        end
       end
       if min and n < min then return nil, "must have at least " .. min .. " item" .. (min > 1 and "s" or "") end
       return true
@@ -172,6 +226,16 @@ function M.array(item, min)
     to_query = function(v)
       local out = {}
       for i = 1, #v do out[i] = item.to_query(v[i]) end
+      return out
+    end,
+    -- a JSON array even when empty, its items as they are sent
+    to_json = function(v)
+      local out = json.array()
+      for i = 1, #v do
+        local x = v[i]
+        if item.to_json then x = item.to_json(x) end
+        out[i] = x
+      end
       return out
     end,
   }
@@ -195,6 +259,10 @@ function M.nullable(t)
     check = function(v)
       if json.is_null(v) then return true end
       return t.check(v)
+    end,
+    to_json = t.to_json and function(v)
+      if json.is_null(v) then return v end
+      return t.to_json(v)
     end,
   }, { __index = t })
 end
