@@ -181,6 +181,12 @@ describe("agentruns.client", function()
                   { echo.method, cjson.decode(echo.body), echo.headers["content-type"] })
     end)
 
+    it("sends a time from os.time() in a body as its ISO-8601 UTC string, inside objects too", function()
+      local echo = assert(c:note { at = 0, source = { kind = "api", since = 253402300799, tags = {} } })
+      assert.equal('{"at":"1970-01-01T00:00:00Z","source":{"kind":"api","since":"9999-12-31T23:59:59Z",' ..
+                   '"tags":[]}}', echo.body)
+    end)
+
     it("sends a field typed as an array as a JSON array even when empty", function()
       local echo = assert(c:create { name = "n", ids = {} })
       assert.equal('{"ids":[],"name":"n"}', echo.body)
@@ -222,6 +228,9 @@ describe("agentruns.client", function()
         "source.tags[2].name", "source.tags[2].name: must be a string, got number" },
       { "an array where an object with fields goes", function(x) return x:note { source = { "api" } } end,
         "source", "source: must be a table (a JSON object), got an array" },
+      { "a time that is not a whole second", function(x) return x:note { at = 0.5 } end,
+        "at", "at: must be an ISO-8601 date-time like 2025-11-03T09:00:04Z, or os.time() seconds " ..
+        "(an integer from 0 to 253402300799), got 0.5" },
       { "a misspelt option", function(x) return x:echo("a", nil, { timout = 1 }) end,
         "timout", "timout: is not an option of this call (did you mean 'timeout'?)" },
       { "an unknown option near nothing", function(x) return x:echo("a", nil, { colour = 1 }) end,

@@ -124,18 +124,55 @@ function M.enum(values)
   }
 end
 
---- An ISO-8601 date-time string ("2025-11-03T09:00:04Z", offsets and fractions allowed).
+-- The latest time an ISO-8601 date-time of four-digit years can say: 9999-12-31T23:59:59Z.
+local MAX_TIME = 253402300799
+
+--- Seconds since the epoch (as os.time() gives them) as an ISO-8601 UTC date-time.
+function M.iso8601_utc(t)
+  local floor = math.floor
+  local days = floor(t / 86400)
+  local secs = t - days * 86400
+  -- the civil date of a day number (days since 1970-01-01), in 400-year eras
+  local z = days + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local day = doy - floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return string.format("%04d-%02d-%02dT%02d:%02d:%02dZ", year, month, day,
+    floor(secs / 3600), floor(secs % 3600 / 60), floor(secs % 60))
+end
+
+local function time_of(v)
+  return type(v) == "number" and is_integer(v) and v >= 0 and v <= MAX_TIME
+end
+
+--[[
+A date-time: an ISO-8601 string ("2025-11-03T09:00:04Z", offsets and
+fractions allowed), or seconds since the epoch as os.time() gives them (an
+integer from 0 to 253402300799), sent as the ISO-8601 UTC string.
+]]
 M.datetime = define {
   name = "datetime",
   check = function(v)
+    if time_of(v) then return true end
     local rest = type(v) == "string" and v:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d(.*)$")
     if rest then rest = rest:gsub("^%.%d+", "") end
     if not (rest == "" or rest == "Z" or (rest and rest:match("^[+-]%d%d:?%d%d$"))) then
-      return nil, "must be an ISO-8601 date-time like 2025-11-03T09:00:04Z, got " .. show(v)
+      return nil, "must be an ISO-8601 date-time like 2025-11-03T09:00:04Z, or os.time() seconds " ..
+        "(an integer from 0 to " .. MAX_TIME .. "), got " .. show(v)
     end
     return true
   end,
+  to_query = function(v)
+    if type(v) == "number" then return M.iso8601_utc(v) end
+    return v
+  end,
 }
+M.datetime.to_json = M.datetime.to_query
 
 --- A JSON object (a Lua table that is not a sequence).
 M.object = define {
