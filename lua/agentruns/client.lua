@@ -561,7 +561,7 @@ for k in pairs(M.client_options) do CLIENT_FIELDS[k] = true end
 
 --[[
 The __index of a client: its methods; nil for the fields it may leave
-unset (on_request, ...) and for names starting with "_" (tools probing for
+unset (on_request, ...) and for names starting with "_" (inspectors probing for
 metamethod-like fields); anything else is a mistake -- most often a method
 name misspelt -- and raises naming the client and the nearest methods (or
 all of them when none is near), instead of Lua's "attempt to call a nil
