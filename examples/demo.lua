@@ -16,6 +16,9 @@ the schedule is looked up in the sandbox's fixtures). `make demo` starts the
 sandbox and sets all of them.
 ]]
 local agentruns = require "agentruns"
+-- assert that prints a failed call's one-line error on every Lua (PUC 5.1's
+-- own assert refuses an error table as its message)
+local assert = agentruns.assert
 
 local function printf(fmt, ...)
   io.stdout:write(string.format(fmt, ...))

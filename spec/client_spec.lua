@@ -21,6 +21,11 @@ local provider = {
     echo = { method = "GET", path = "/echo/{id}", params = { id = T.string },
              query = { n = T.integer(1, 10), tags = T.array(T.string), flag = T.boolean } },
     create = { method = "POST", path = "/echo", body = { name = T.required(T.string), ids = T.array(T.string) } },
+    note = { method = "POST", path = "/echo", body = {
+      at = T.datetime,
+      source = T.fields { kind = T.required(T.enum { "user", "api" }), since = T.datetime,
+                          tags = T.array(T.fields { name = T.string }) },
+    } },
     status = { method = "GET", path = "/status/{code}", params = { code = T.string },
                query = { retry_after = T.string, filter = T.object } },
     post_status = { method = "POST", path = "/status/{code}", params = { code = T.string },
@@ -37,6 +42,18 @@ local provider = {
   },
 }
 local api = client.define(provider)
+
+-- The same API with an organization, and with the key's variable set (PATH).
+local function variant(name, fields)
+  local p = { endpoints = { echo = { method = "GET", path = "/echo/{id}", params = { id = T.string } } } }
+  for k, v in pairs(provider) do if k ~= "endpoints" then p[k] = v end end
+  for k, v in pairs(fields) do p[k] = v end
+  p.name = name
+  return client.define(p)
+end
+local org_api = variant("orgapi", { organization = true,
+                                    env = { api_key = "TESTAPI_KEY", organization_id = "TESTAPI_ORG" } })
+local env_api = variant("envapi", { env = { api_key = "PATH" } })
 
 local function log()
   return srv.log()
@@ -69,9 +86,82 @@ describe("agentruns.client", function()
         "or with allow_insecure = true)")
     end)
 
-    it("refuses a key with a line break", function()
+    it("refuses a key with a line break, saying so", function()
       assert.has_error(function() api.new { api_key = "a\r\nX-Evil: 1", base_url = srv.url } end,
-                       "agentruns.testapi.new: api_key is required (or set TESTAPI_KEY)")
+                       "agentruns.testapi.new: api_key must not contain CR, LF or NUL")
+      assert.has_error(function() api.new { api_key = "a\n", base_url = srv.url } end,
+                       "agentruns.testapi.new: api_key must not contain CR, LF or NUL")
+    end)
+
+    it("refuses a key that is not a string", function()
+      assert.has_error(function() api.new { api_key = 42, base_url = srv.url } end,
+                       "agentruns.testapi.new: api_key must be a string, got number")
+    end)
+
+    it("refuses an organization id with a line break, saying so", function()
+      assert.has_error(function() org_api.new { api_key = KEY, organization_id = "org\r\n1", base_url = srv.url } end,
+                       "agentruns.orgapi.new: organization_id must not contain CR, LF or NUL")
+    end)
+
+    it("keeps the known options in one table", function()
+      for _, name in ipairs { "api_key", "organization_id", "base_url", "timeout", "connect_timeout",
+                              "idle_timeout", "max_retries", "user_agent", "on_request", "on_response" } do
+        assert.is_true(client.client_options[name], name)
+      end
+      for name in pairs(client.defaults) do assert.is_true(client.client_options[name], name) end
+    end)
+
+    describe("refuses an unknown option, naming the nearest known one", function()
+      local cases = {
+        { "a misspelt key", api, { api_kye = KEY }, "agentruns.testapi.new: unknown option 'api_kye' " ..
+          "(did you mean 'api_key'?)" },
+        { "a misspelt timeout", api, { api_key = KEY, timout = 5 }, "agentruns.testapi.new: unknown option " ..
+          "'timout' (did you mean 'timeout'?)" },
+        { "the British spelling of organization_id", org_api, { api_key = KEY, organisation_id = "o1" },
+          "agentruns.orgapi.new: unknown option 'organisation_id' (did you mean 'organization_id'?)" },
+        { "an organization where the API has none", api, { api_key = KEY, organization_id = "o1" },
+          "agentruns.testapi.new: unknown option 'organization_id' (testapi has no organization)" },
+        { "a name near nothing", api, { api_key = KEY, colour = "red" },
+          "agentruns.testapi.new: unknown option 'colour'" },
+      }
+      for _, case in ipairs(cases) do
+        it(case[1], function()
+          local opts = { base_url = srv.url }
+          for k, v in pairs(case[3]) do opts[k] = v end
+          assert.has_error(function() case[2].new(opts) end, case[4])
+        end)
+      end
+    end)
+
+    it("refuses a misspelt key even when the key's variable is set, instead of using that key", function()
+      -- PATH is set in every environment: here it stands for another account's key
+      local from_env = assert(env_api.new { base_url = srv.url })
+      assert.equal(os.getenv "PATH", from_env.api_key)
+      assert.has_error(function() env_api.new { api_kye = KEY, base_url = srv.url } end,
+                       "agentruns.envapi.new: unknown option 'api_kye' (did you mean 'api_key'?)")
+    end)
+  end)
+
+  describe("methods", function()
+    it("raises naming the client and the nearest methods for one it does not have", function()
+      local ok, err = pcall(function() return c:eco("x") end)
+      assert.is_false(ok)
+      assert.matches("agentruns.testapi client has no method 'eco' (did you mean 'echo'?)", err, 1, true)
+      ok, err = pcall(function() return c:creates {} end)
+      assert.is_false(ok)
+      assert.matches("agentruns.testapi client has no method 'creates' (did you mean 'create'?)", err, 1, true)
+    end)
+
+    it("lists the methods when no name is near", function()
+      local ok, err = pcall(function() return c:summarise() end)
+      assert.is_false(ok)
+      assert.matches("agentruns.testapi client has no method 'summarise' (its methods: big, create, drop, " ..
+        "echo, flaky, html, note, post_drop, post_redirect, post_status, redirect, status)", err, 1, true)
+    end)
+
+    it("answers nil for an option the client was not given", function()
+      assert.same({ nil, nil }, { c.on_request, c.on_response })
+      assert.equal(KEY, c.api_key)
     end)
   end)
 
@@ -89,6 +179,12 @@ describe("agentruns.client", function()
       local echo = assert(c:create { name = "n", ids = { "1" } })
       assert.same({ "POST", { ids = { "1" }, name = "n" }, "application/json" },
                   { echo.method, cjson.decode(echo.body), echo.headers["content-type"] })
+    end)
+
+    it("sends a time from os.time() in a body as its ISO-8601 UTC string, inside objects too", function()
+      local echo = assert(c:note { at = 0, source = { kind = "api", since = 253402300799, tags = {} } })
+      assert.equal('{"at":"1970-01-01T00:00:00Z","source":{"kind":"api","since":"9999-12-31T23:59:59Z",' ..
+                   '"tags":[]}}', echo.body)
     end)
 
     it("sends a field typed as an array as a JSON array even when empty", function()
@@ -121,6 +217,24 @@ describe("agentruns.client", function()
         "timeout", "timeout: must be a non-negative number" },
       { "an infinite option", function(x) return x:echo("a", nil, { max_retries = math.huge }) end,
         "max_retries", "max_retries: must be a non-negative number" },
+      { "a field inside an object not in its enum", function(x) return x:note { source = { kind = "robot" } } end,
+        "source.kind", 'source.kind: must be one of user, api, got "robot"' },
+      { "a required field missing inside an object", function(x) return x:note { source = {} } end,
+        "source.kind", "source.kind: is required" },
+      { "an unknown field inside an object", function(x) return x:note { source = { kind = "api", knd = 1 } } end,
+        "source.knd", "source.knd: is not a field of this object (known: kind, since, tags)" },
+      { "a bad field in an object in an array in an object",
+        function(x) return x:note { source = { kind = "api", tags = { { name = "a" }, { name = 2 } } } } end,
+        "source.tags[2].name", "source.tags[2].name: must be a string, got number" },
+      { "an array where an object with fields goes", function(x) return x:note { source = { "api" } } end,
+        "source", "source: must be a table (a JSON object), got an array" },
+      { "a time that is not a whole second", function(x) return x:note { at = 0.5 } end,
+        "at", "at: must be an ISO-8601 date-time like 2025-11-03T09:00:04Z, or os.time() seconds " ..
+        "(an integer from 0 to 253402300799), got 0.5" },
+      { "a misspelt option", function(x) return x:echo("a", nil, { timout = 1 }) end,
+        "timout", "timout: is not an option of this call (did you mean 'timeout'?)" },
+      { "an unknown option near nothing", function(x) return x:echo("a", nil, { colour = 1 }) end,
+        "colour", "colour: is not an option of this call" },
       { "an object JSON cannot carry", function(x) return x:status("200", { filter = { n = 0 / 0 } }) end,
         "filter", "filter: cannot be sent as JSON: cannot encode " .. tostring(0 / 0) },
     }

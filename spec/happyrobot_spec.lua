@@ -12,7 +12,8 @@ local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local UNKNOWN = "00000000-0000-4000-8000-000000000000"
 local UUID_MESSAGE = "must be a UUID like 123e4567-e89b-42d3-a456-426614174000, got "
-local DATETIME_MESSAGE = "must be an ISO-8601 date-time like 2025-11-03T09:00:04Z, got "
+local DATETIME_MESSAGE = "must be an ISO-8601 date-time like 2025-11-03T09:00:04Z, or os.time() seconds "
+  .. "(an integer from 0 to 253402300799), got "
 local STATUS_LIST = "scheduled, running, completed, canceled, failed"
 
 local RUN_SUMMARY = { "annotation", "completed_at", "data", "id", "org_id", "status", "timestamp", "use_case_id",
@@ -279,8 +280,13 @@ describe("agentruns.happyrobot", function()
       { "a start that is not a date-time",
         function() return hr:list_runs { use_case_id = UNKNOWN, start = "today" } end,
         "start", 'start: ' .. DATETIME_MESSAGE .. '"today"' },
-      { "an end given as a number", function() return hr:list_runs { use_case_id = UNKNOWN, ["end"] = 1762430400 } end,
-        "end", "end: " .. DATETIME_MESSAGE .. "1762430400" },
+      { "an end given as a fraction of a second",
+        function() return hr:list_runs { use_case_id = UNKNOWN, ["end"] = 1762430400.5 } end,
+        "end", "end: " .. DATETIME_MESSAGE .. "1762430400.5" },
+      { "a time before 1970", function() return hr:list_runs { use_case_id = UNKNOWN, start = -1 } end,
+        "start", "start: " .. DATETIME_MESSAGE .. "-1" },
+      { "a time after 9999", function() return hr:list_runs { use_case_id = UNKNOWN, start = 253402300800 } end,
+        "start", "start: " .. DATETIME_MESSAGE .. "253402300800" },
       { "a date without a time", function()
           return hr:list_runs { use_case_id = UNKNOWN, completed_start = "2025-11-01" } end,
         "completed_start", 'completed_start: ' .. DATETIME_MESSAGE .. '"2025-11-01"' },
@@ -611,6 +617,20 @@ describe("agentruns.happyrobot", function()
       assert.same({ "2025-11-01T00:00:00.000Z", "2025-11-02T00:00:00.000Z" }, { usage[1].start, usage[1]["end"] })
       local wide = assert(hr:get_usage { start = "2025-01-01T00:00:00Z", ["end"] = "2025-11-06T12:00:00Z" })
       assert.is_true(usage[1].calls <= wide[1].calls)
+    end)
+
+    it("takes times from os.time(), sent as ISO-8601 UTC date-times", function()
+      local day = 1761955200 -- 2025-11-01T00:00:00Z
+      local usage = assert(hr:get_usage { start = day, ["end"] = day + 86400 })
+      assert.same({ "end=2025-11-02T00%3A00%3A00Z&start=2025-11-01T00%3A00%3A00Z" }, offsets_requested())
+      assert.same(assert(hr:get_usage { start = "2025-11-01T00:00:00Z", ["end"] = "2025-11-02T00:00:00Z" }), usage)
+    end)
+
+    it("takes the last week as os.time() - 7 * 86400 .. os.time()", function()
+      local now = os.time()
+      assert(hr:get_usage { start = now - 7 * 86400, ["end"] = now })
+      local function iso(t) return os.date("!%Y-%m-%dT%H%%3A%M%%3A%SZ", t) end
+      assert.same({ "end=" .. iso(now) .. "&start=" .. iso(now - 7 * 86400) }, offsets_requested())
     end)
 
     it("returns the API's 400 when end is before start", function()

@@ -1,4 +1,6 @@
 local json = require "agentruns.json"
+local agentruns = require "agentruns"
+local cjson = require "cjson"
 
 describe("agentruns.json", function()
   describe("encode", function()
@@ -52,6 +54,39 @@ describe("agentruns.json", function()
 
     it("decodes null to json.null", function()
       assert.equal(json.null, json.decode("null"))
+    end)
+
+    it("decodes null to json.null at every depth, never to cjson's null", function()
+      local v = json.decode('{"a": null, "list": [1, null, {"b": null}], "s": "null"}')
+      assert.same({ json.null, json.null, json.null, "null" }, { v.a, v.list[2], v.list[3].b, v.s })
+      assert.is_false(v.a == cjson.null)
+    end)
+  end)
+
+  describe("null", function()
+    it("is agentruns.null and the C core's null", function()
+      assert.equal(agentruns.null, json.null)
+      assert.equal(agentruns.sse.null, json.null)
+    end)
+
+    it("prints as null", function()
+      assert.equal("null", tostring(agentruns.null))
+    end)
+
+    it("is truthy, so absent and null differ", function()
+      assert.is_truthy(agentruns.null)
+      local run = json.decode('{"completed_at": null}')
+      assert.same({ true, false }, { run.completed_at ~= nil, run.completed_at ~= agentruns.null })
+    end)
+
+    it("is told by is_null, which takes cjson's null too", function()
+      assert.same({ true, true, false, false, false },
+                  { json.is_null(json.null), json.is_null(cjson.null), json.is_null(nil), json.is_null(false),
+                    json.is_null("null") })
+    end)
+
+    it("encodes as null, and so does cjson's null", function()
+      assert.equal('{"a":null,"b":[null]}', assert(json.encode { a = json.null, b = { cjson.null } }))
     end)
   end)
 end)

@@ -1,4 +1,5 @@
 -- Event streams (agentruns.stream): resuming, de-duplicating, ending, failing.
+local errors = require "agentruns.errors"
 local T = require "agentruns.schema"
 local server = require "spec.support.server"
 
@@ -158,6 +159,7 @@ describe("agentruns.stream", function()
       for _ in c:after("kloop", "1", "404") do end
     end)
     assert.is_false(ok)
+    err = errors.from(err) -- the error value, on Lua 5.1 too
     assert.same({ "http", 404 }, { err.kind, err.status })
   end)
 

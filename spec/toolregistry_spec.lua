@@ -76,6 +76,19 @@ describe("agentruns.toolregistry", function()
       assert.has_error(function() agentruns.toolregistry.new { base_url = sb.url, api_key = "" } end,
         "agentruns.toolregistry.new: api_key is required (or set TOOLREGISTRY_API_KEY)")
     end)
+
+    it("raises for a misspelt option instead of falling back to the environment's key", function()
+      assert.has_error(function() agentruns.toolregistry.new { base_url = sb.url, api_kye = "tr_other" } end,
+        "agentruns.toolregistry.new: unknown option 'api_kye' (did you mean 'api_key'?)")
+    end)
+
+    it("raises for a method it does not have, naming the nearest", function()
+      local ok, err = pcall(function() return tr:list_run() end)
+      assert.is_false(ok)
+      assert.matches("agentruns.toolregistry client has no method 'list_run' (did you mean 'list_runs'?)",
+                     err, 1, true)
+      assert.same({}, ctl.requests())
+    end)
   end)
 
   describe("list_runs", function()
@@ -264,6 +277,7 @@ describe("agentruns.toolregistry", function()
         for _ in tr:each_run { pageSize = 500 } do end
       end)
       assert.is_false(ok)
+      err = agentruns.errors.from(err) -- the error value, on Lua 5.1 too
       assert.same({ "invalid_argument", "pageSize", "pageSize: must be an integer from 1 to 100, got 500", false },
                   { err.kind, err.argument, err.message, err.retryable })
       local bad = new_client { api_key = "tr_wrong" }
@@ -670,6 +684,22 @@ describe("agentruns.toolregistry", function()
         "source", "source: must be a table (a JSON object), got string" },
       { "metadata that is a boolean", function() return tr:put_feedback(UNKNOWN, { metadata = true }) end,
         "metadata", "metadata: must be a table (a JSON object), got boolean" },
+      { "a source type that is not one of the documented three", function()
+          return tr:put_feedback(UNKNOWN, { rating = "positive", source = { type = "robot" } }) end,
+        "source.type", 'source.type: must be one of user, evaluator, api, got "robot"' },
+      { "a source field the API does not have", function()
+          return tr:put_feedback(UNKNOWN, { source = { type = "user", user_id = "u1" } }) end,
+        "source.user_id", "source.user_id: is not a field of this object (known: metadata, type, userId)" },
+      { "a source userId that is not a string", function()
+          return tr:put_feedback(UNKNOWN, { source = { userId = 123 } }) end,
+        "source.userId", "source.userId: must be a string, got number" },
+      { "source metadata of the wrong type", function()
+          return tr:put_feedback(UNKNOWN, { source = { type = "api", metadata = { platform = true } } }) end,
+        "source.metadata.platform", "source.metadata.platform: must be a string, got boolean" },
+      { "a metadata field the API does not have", function()
+          return tr:put_feedback(UNKNOWN, { metadata = { env = "prod" } }) end,
+        "metadata.env", "metadata.env: is not a field of this object (known: clientVersion, environment, " ..
+        "experimentId, sessionId, version)" },
       { "feedbackSource, the response's name", function()
           return tr:put_feedback(UNKNOWN, { feedbackSource = {} }) end, "feedbackSource",
         "feedbackSource: is not a parameter of this call (known: comment, metadata, rating, source)" },

@@ -5,6 +5,7 @@
  *   agentruns.sse = {
  *     parser = function(opts) -> SSEParser,
  *     error_metatable = <metatable of error values> (error.c),
+ *     null = <JSON null: a userdata that prints as "null">,
  *     version = "x.y.z",
  *   }
  *
@@ -250,6 +251,35 @@ static const luaL_Reg parser_meta[] = {
   { NULL, NULL }
 };
 
+/* null's __tostring. */
+static int null_tostring(lua_State *L) {
+  lua_pushliteral(L, "null");
+  return 1;
+}
+
+/*
+ * Push sse.null, JSON null as a value of its own (agentruns.null). It lives
+ * here because this is the C module every host loads without libcurl. It is
+ * a full userdata so that it can have a metatable of its own (cjson's null is
+ * a light userdata, which prints as "userdata: (nil)" and shares one
+ * metatable with every other light userdata). One per Lua state, kept in the
+ * registry, so requiring the module again gives the same null.
+ */
+static void push_null(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, AGR_NULL_KEY);
+  if (!lua_isnil(L, -1)) return;
+  lua_pop(L, 1);
+  (void)lua_newuserdata(L, 1);
+  luaL_newmetatable(L, AGR_NULL_MT);
+  lua_pushcfunction(L, null_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushstring(L, AGR_NULL_MT);
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, AGR_NULL_KEY);
+}
+
 static agr_sse_api api = { /* not const: a light userdata points at it */
   AGR_SSE_API_VERSION, agr_parser_feed, agr_push_events, agr_parser_pending, agr_sse_strerror,
 };
@@ -270,6 +300,8 @@ int luaopen_agentruns_sse(lua_State *L) {
   lua_pushcfunction(L, parser_new);
   lua_setfield(L, -2, "parser");
   agr_open_error(L);
+  push_null(L);
+  lua_setfield(L, -2, "null");
   lua_pushliteral(L, AGR_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

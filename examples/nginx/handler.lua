@@ -22,7 +22,9 @@ answers (see docs/sandbox.md).
 ]]
 -- luacheck: globals ngx
 local agentruns = require "agentruns"
-local cjson = require "cjson.safe"
+-- agentruns' own JSON: it writes agentruns.null (JSON null in results) as null,
+-- which cjson cannot serialise
+local json = require "agentruns.json"
 
 local M = {}
 
@@ -44,7 +46,7 @@ end
 local function reply(status, value)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
-  ngx.say(cjson.encode(value))
+  ngx.say((assert(json.encode(value))))
 end
 
 -- An agentruns error as a 502 answer (tostring(err) never shows a key).
@@ -114,7 +116,7 @@ function M.events()
   end
   stream:close()
   if err then
-    ngx.say(sse_event { event = "error", raw = cjson.encode { error = tostring(err), kind = err.kind } })
+    ngx.say(sse_event { event = "error", raw = assert(json.encode { error = tostring(err), kind = err.kind }) })
   end
 end
 

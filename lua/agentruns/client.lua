@@ -49,6 +49,23 @@ M.defaults = {
   max_redirects = 5,             -- when follow_redirects is set
 }
 
+--[[
+Every option `new` knows, the one list of them: an option added to clients
+goes here (and is read in `define`'s `new`). A name not in it is refused
+with the nearest known ones, so that a typo (`api_kye`) cannot fall back
+silently to the environment's key, another account's. The numeric ones are
+those of M.defaults. organization_id counts only for providers that have an
+organization; a provider may add its own with `options`.
+]]
+M.client_options = {
+  api_key = true, organization_id = true, base_url = true, allow_insecure = true,
+  timeout = true, connect_timeout = true, idle_timeout = true, max_retries = true,
+  retry_base_delay = true, retry_max_delay = true, max_retry_wait = true,
+  max_body_size = true, max_event_size = true, max_redirects = true, follow_redirects = true,
+  user_agent = true, on_request = true, on_response = true, log = true, session = true, transport = true,
+}
+for k in pairs(M.defaults) do assert(M.client_options[k], "client option " .. k .. " is not in client_options") end
+
 local REDIRECT_STATUS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
 M.is_secret_header = observe.is_secret_header
@@ -81,10 +98,11 @@ function M.parse_retry_after(value, now_epoch)
   return delta > 0 and delta or 0
 end
 
--- Validate `value` against `ty`; returns nil on success, else an error value.
+-- Validate `value` against `ty`; returns nil on success, else an error value
+-- naming the argument, or the field inside it at fault (source.type).
 local function check(name, ty, value)
-  local ok, why = ty.check(value)
-  if not ok then return errors.invalid_argument(name, why) end
+  local ok, why, path = ty.check(value)
+  if not ok then return errors.invalid_argument(name .. (path or ""), why) end
 end
 
 -- Check a params table against a map of types: required ones, unknown keys.
@@ -125,7 +143,8 @@ local function check_call_options(opts)
   if type(opts) ~= "table" then return errors.invalid_argument("options", "must be a table, got " .. type(opts)) end
   for k, v in pairs(opts) do
     if not CALL_OPTIONS[k] then
-      return errors.invalid_argument(tostring(k), "is not an option of this call")
+      return errors.invalid_argument(tostring(k), "is not an option of this call" ..
+        errors.did_you_mean(k, CALL_OPTIONS))
     end
     if k == "headers" then
       if type(v) ~= "table" then return errors.invalid_argument("headers", "must be a table of name = value") end
@@ -171,14 +190,12 @@ function M.build(client, ep, path_values, params, opts)
   if ep.body then
     err = check_fields("body", ep.body, params)
     if err then return nil, err end
-    -- A field the contract types as an array is sent as one even when empty.
+    -- Each field as its type sends it: an array as one even when empty, a
+    -- time from os.time() as its ISO-8601 string.
     local fields = {}
     for k, v in pairs(params or {}) do
-      if ep.body[k].name == "array" and type(v) == "table" and getmetatable(v) == nil then
-        local list = json.array()
-        for i = 1, #v do list[i] = v[i] end
-        v = list
-      end
+      local to_json = ep.body[k].to_json
+      if to_json then v = to_json(v) end
       fields[k] = v
     end
     body, err = json.encode(fields)
@@ -475,11 +492,71 @@ local function prepare_endpoint(name, ep)
   return ep
 end
 
-local function option(opts, name, env_name)
-  local v = opts[name]
-  if v == nil and env_name then v = os.getenv(env_name) end
+-- A credential-like option: the given value, else the environment's; raises
+-- when it is missing or could not be sent in a header (the value is never
+-- shown: it may be a key).
+local function credential(provider, opts, name, env_name)
+  local v, from = opts[name], ""
+  if v == nil and env_name then v, from = os.getenv(env_name), " (from " .. env_name .. ")" end
   if v == "" then v = nil end
+  local where = "agentruns." .. provider.name .. ".new: "
+  if v == nil then error(string.format("%s%s is required (or set %s)", where, name, env_name), 3) end
+  if type(v) ~= "string" then error(string.format("%s%s must be a string, got %s", where, name, type(v)), 3) end
+  if v:find("[%z\r\n]") then
+    error(string.format("%s%s%s must not contain CR, LF or NUL", where, name, from), 3)
+  end
   return v
+end
+
+-- Refuse an option `new` does not know, naming the nearest known ones.
+local function check_options(provider, opts)
+  local known = {}
+  for k in pairs(M.client_options) do known[k] = true end
+  if not provider.organization then known.organization_id = nil end
+  for _, k in ipairs(provider.options or {}) do known[k] = true end
+  local unknown = {}
+  for k in pairs(opts) do
+    if not known[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  if #unknown == 0 then return end
+  table.sort(unknown)
+  local k = unknown[1]
+  local hint = errors.did_you_mean(k, known)
+  if k == "organization_id" and hint == "" then hint = " (" .. provider.name .. " has no organization)" end
+  error(string.format("agentruns.%s.new: unknown option '%s'%s", provider.name, k, hint), 3)
+end
+
+-- Fields a client holds or may leave unset: looking one up is not a mistake.
+local CLIENT_FIELDS = { provider = true }
+for k in pairs(M.client_options) do CLIENT_FIELDS[k] = true end
+
+--[[
+The __index of a client: its methods; nil for the fields it may leave
+unset (on_request, ...) and for names starting with "_" (inspectors probing for
+metamethod-like fields); anything else is a mistake -- most often a method
+name misspelt -- and raises naming the client and the nearest methods (or
+all of them when none is near), instead of Lua's "attempt to call a nil
+value".
+]]
+local function client_index(provider, methods)
+  local fields = CLIENT_FIELDS
+  if provider.options then
+    fields = {}
+    for k in pairs(CLIENT_FIELDS) do fields[k] = true end
+    for _, k in ipairs(provider.options) do fields[k] = true end
+  end
+  return function(_, k)
+    local m = methods[k]
+    if m ~= nil or type(k) ~= "string" or fields[k] or k:sub(1, 1) == "_" then return m end
+    local hint = errors.did_you_mean(k, methods)
+    if hint == "" then
+      local names = {}
+      for name in pairs(methods) do names[#names + 1] = name end
+      table.sort(names)
+      hint = " (its methods: " .. table.concat(names, ", ") .. ")"
+    end
+    error(string.format("agentruns.%s client has no method '%s'%s", provider.name, k, hint), 2)
+  end
 end
 
 --[[
@@ -492,7 +569,7 @@ function M.define(provider)
   local class = { provider = provider, endpoints = {} }
   local methods = {}
   class.methods = methods
-  class.mt = { __index = methods, __name = "agentruns." .. provider.name }
+  class.mt = { __index = client_index(provider, methods), __name = "agentruns." .. provider.name }
   class.mt.__tostring = function(c) return "agentruns." .. provider.name .. " client (" .. c.base_url .. ")" end
 
   local paginate = require "agentruns.paginate"
@@ -517,20 +594,17 @@ function M.define(provider)
   function class.new(opts)
     opts = opts or {}
     if type(opts) ~= "table" then error("agentruns." .. provider.name .. ".new: options must be a table", 2) end
+    check_options(provider, opts) -- before the environment is read: a typo must not fall back to it
     local env = provider.env or {}
     local self = setmetatable({ provider = provider }, class.mt)
-    self.api_key = option(opts, "api_key", env.api_key)
-    if type(self.api_key) ~= "string" or self.api_key:find("[%z\r\n]") then
-      error(string.format("agentruns.%s.new: api_key is required (or set %s)", provider.name, env.api_key), 2)
-    end
+    self.api_key = credential(provider, opts, "api_key", env.api_key)
     if provider.organization then
-      self.organization_id = option(opts, "organization_id", env.organization_id)
-      if type(self.organization_id) ~= "string" or self.organization_id:find("[%z\r\n]") then
-        error(string.format("agentruns.%s.new: organization_id is required (or set %s)",
-          provider.name, env.organization_id), 2)
-      end
+      self.organization_id = credential(provider, opts, "organization_id", env.organization_id)
     end
-    local base = option(opts, "base_url", env.base_url) or provider.default_base_url
+    local base = opts.base_url
+    if base == nil and env.base_url then base = os.getenv(env.base_url) end
+    if base == "" then base = nil end
+    base = base or provider.default_base_url
     local checked, why = url.check_base(base, opts.allow_insecure)
     if not checked then error(string.format("agentruns.%s.new: base_url %s", provider.name, why), 2) end
     self.base_url = provider.normalize_base and provider.normalize_base(checked) or checked

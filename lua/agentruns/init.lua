@@ -9,8 +9,10 @@ agentruns: Lua clients for the HappyRobot, Humm and ToolRegistry agent-run APIs.
 The provider modules load on first use, and so do the two C modules:
 `agentruns.sse` (the SSE parser, nothing but Lua linked) and `agentruns.curl`
 (libcurl sessions). `agentruns.null` is JSON null as results carry
-it; `agentruns.array(t)` marks a table to be sent as a JSON array even when
-empty.
+it (it prints as "null" and is truthy: compare with `== agentruns.null`);
+`agentruns.array(t)` marks a table to be sent as a JSON array even when
+empty. `agentruns.assert(v, err, ...)` is `assert` that prints an error
+value's line when uncaught on every Lua, 5.1 included (agentruns.errors).
 
 Concurrency: `agentruns.spawn(fn, ...)`, `agentruns.gather{fn, ...}` and
 `agentruns.sleep(s)` (agentruns.scheduler) run calls as coroutines over one
@@ -18,6 +20,7 @@ curl multi session; `agentruns.use_loop(vim.uv or vim.loop)` (agentruns.loop)
 hands them to a libuv loop. A task's error that nobody joins is reported
 (agentruns.on_task_error(fn) chooses where; see agentruns.taskerror).
 ]]
+local errors = require "agentruns.errors"
 local json = require "agentruns.json"
 
 local PROVIDERS = { toolregistry = true, happyrobot = true, humm = true }
@@ -27,7 +30,8 @@ local agentruns = {
   _VERSION = require("agentruns.sse").version,
   null = json.null,
   array = json.array,
-  errors = require "agentruns.errors",
+  errors = errors,
+  assert = errors.assert,
 }
 
 return setmetatable(agentruns, {

@@ -3,7 +3,16 @@ JSON for request and response bodies.
 
 Decoding uses lua-cjson (a private instance, so the user's cjson settings are
 neither changed nor relied on); a malformed body is an error value, never a
-raise. JSON null decodes to `json.null` (cjson's null).
+raise.
+
+JSON null is `json.null` (= agentruns.null = agentruns.sse.null): a userdata
+of its own that prints as "null" and, like every userdata, is truthy, so test
+for it with `v == json.null` or `json.is_null(v)`. Decoding gives it where
+cjson gives its own null (a light userdata that prints as "userdata: (nil)");
+encoding writes null for it, and for cjson.null too, so values from a user's
+own cjson still encode. The sandbox uses this module too and may run without the
+C modules (from a checkout, under any interpreter); there, and only there,
+json.null is cjson's null.
 
 Encoding is done here, in Lua, because request bodies are small and cjson
 2.1.0 cannot tell an empty array from an empty object: a table is an array
@@ -14,10 +23,19 @@ local cjson = require("cjson").new()
 
 cjson.decode_max_depth(200)
 
+local cjson_null = cjson.null
+local has_sse, sse = pcall(require, "agentruns.sse")
+local null = has_sse and sse.null or cjson_null
+
 local M = {
-  null = cjson.null,
+  null = null,
   array_mt = { __name = "agentruns.json_array" },
 }
+
+--- True when `v` is JSON null (agentruns.null, or cjson.null).
+function M.is_null(v)
+  return v == null or v == cjson_null
+end
 
 --- Mark `t` (default a new table) as a JSON array, so that {} encodes as [].
 function M.array(t)
@@ -27,14 +45,19 @@ end
 -- Lua 5.3+ has integers, but cjson 2.1.0 decodes every number as a float:
 -- give whole numbers back as integers (12, not 12.0), as the API meant them.
 local tointeger = math.tointeger
-local function integers(v)
+
+-- One walk over a decoded table: cjson's null becomes ours, and (where Lua has
+-- integers) whole numbers become integers. `nulls` false skips the first.
+local function fix(v, nulls)
   for k, x in pairs(v) do
     local tx = type(x)
-    if tx == "number" then
+    if tx == "table" then
+      fix(x, nulls)
+    elseif nulls and x == cjson_null then
+      v[k] = null
+    elseif tx == "number" and tointeger then
       local i = tointeger(x)
       if i then v[k] = i end
-    elseif tx == "table" then
-      integers(x)
     end
   end
   return v
@@ -43,14 +66,19 @@ end
 --- Decode `text`; returns the value, or nil and a message.
 function M.decode(text)
   local ok, value = pcall(cjson.decode, text)
-  if ok then
-    if tointeger then
-      if type(value) == "table" then return integers(value) end
-      if type(value) == "number" then return tointeger(value) or value end
-    end
-    return value
+  if not ok then return nil, (tostring(value):gsub("^.-:%d+: ", "")) end
+  local tv = type(value)
+  if tv == "table" then
+    -- text without "null" has no null in it: no walk for nulls (on Lua 5.1
+    -- and LuaJIT then no walk at all)
+    local nulls = text:find("null", 1, true) ~= nil
+    if nulls or tointeger then return fix(value, nulls) end
+  elseif value == cjson_null then
+    return null
+  elseif tv == "number" and tointeger then
+    return tointeger(value) or value
   end
-  return nil, (tostring(value):gsub("^.-:%d+: ", ""))
+  return value
 end
 
 local escapes = {
@@ -124,7 +152,7 @@ function encode_value(v, out, depth)
     end
   elseif tv == "boolean" then
     out[#out + 1] = tostring(v)
-  elseif v == M.null then
+  elseif v == null or v == cjson_null then
     out[#out + 1] = "null"
   elseif tv == "table" then
     encode_table(v, out, depth)

@@ -16,8 +16,10 @@ works on this page.
 
 The iterator is an object: `it:next()` returns the next item, nil at the end,
 or nil, err. Called by a for loop it returns items and raises err (a for loop
-has no way to return it). `it:close()` (or a Lua 5.4 <close> variable, or
-leaving a for loop in 5.4) cancels a prefetch in flight.
+has no way to return it) through errors.raise, so that uncaught it prints its
+line on every Lua, and agentruns.errors.from(caught) gives the table back.
+`it:close()` (or a Lua 5.4 <close> variable, or leaving a for loop in 5.4)
+cancels a prefetch in flight.
 ]]
 local client_mod = require "agentruns.client"
 local errors = require "agentruns.errors"
@@ -123,7 +125,7 @@ end
 
 Iterator.__call = function(self)
   local item, err = self:next()
-  if err then error(err, 0) end
+  if err then errors.raise(err) end -- prints its line uncaught, even on Lua 5.1
   return item
 end
 Iterator.__close = Iterator.close

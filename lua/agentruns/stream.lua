@@ -20,8 +20,10 @@ server says the stream is over or the request is wrong); `event_timeout`, if
 set, ends a stream whose server sends nothing but keepalives.
 
 `s:next()` returns the next event, nil at the end, or nil, err. A for loop
-gets events and has the error raised. `s:close()` (or leaving a for loop in
-Lua 5.4, or collection) closes the connection.
+gets events and has the error raised (errors.raise: it prints its line
+uncaught on every Lua; agentruns.errors.from(caught) gives the table).
+`s:close()` (or leaving a for loop in Lua 5.4, or collection) closes the
+connection.
 ]]
 local sse = require "agentruns.sse"
 local client_mod = require "agentruns.client"
@@ -271,7 +273,7 @@ end
 
 Stream.__call = function(self)
   local ev, err = self:next()
-  if err then error(err, 0) end
+  if err then errors.raise(err) end -- prints its line uncaught, even on Lua 5.1
   return ev
 end
 Stream.__close = Stream.close

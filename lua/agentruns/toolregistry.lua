@@ -95,8 +95,14 @@ provider.endpoints = {
     body = {
       rating = T.enum { "positive", "negative" },
       comment = T.string,
-      source = T.object,
-      metadata = T.object,
+      source = T.fields {
+        type = T.enum { "user", "evaluator", "api" },
+        userId = T.string,
+        metadata = T.fields { device = T.string, platform = T.string, version = T.string,
+                              sessionId = T.string, userAgent = T.string },
+      },
+      metadata = T.fields { version = T.string, sessionId = T.string, experimentId = T.string,
+                            environment = T.string, clientVersion = T.string },
     },
   },
   list_integrations = {
