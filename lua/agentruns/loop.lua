@@ -122,9 +122,9 @@ function M.use(uv, options)
       vim.schedule(function() vim.notify(message, vim.log and vim.log.levels.ERROR) end)
     end)
   end
-  runtime.set_driver(function(s, wait, ready)
-    if s and s ~= session then -- a session of its own: the loop does not watch it
-      s:perform(wait)
+  runtime.set_driver(function(d, wait, ready)
+    if d and d.session ~= session then -- a session of its own: the loop does not watch it
+      d:drive(wait)
       return
     end
     if vim and vim.wait then

@@ -21,7 +21,8 @@ line on every Lua, and agentruns.errors.from(caught) gives the table back.
 `it:close()` (or a Lua 5.4 <close> variable, or leaving a for loop in 5.4)
 cancels a prefetch in flight.
 ]]
-local client_mod = require "agentruns.client"
+local call = require "agentruns.call"
+local request = require "agentruns.request"
 local errors = require "agentruns.errors"
 
 local M = {}
@@ -74,8 +75,8 @@ end
 
 -- Start the request for the page `self.params` describes.
 local function fetch(self)
-  local req, err = client_mod.build(self.client, self.ep, self.path_values, copy(self.params), self.opts)
-  self.call = req and client_mod.start(self.client, req) or client_mod.failed(err)
+  local req, err = request.build(self.client, self.ep, self.path_values, copy(self.params), self.opts)
+  self.call = req and call.start(self.client, req) or call.failed(err)
 end
 
 --- The next item, nil at the end, or nil and an error.
@@ -135,10 +136,7 @@ Iterator.__name = "agentruns.Iterator"
 --- The `each_*` method of endpoint `ep`: path values..., params, options.
 function M.each(client, ep, ...)
   local spec = ep.paginate
-  local n = #ep.path_names
-  local path_values = {}
-  for i = 1, n do path_values[ep.path_names[i]] = select(i, ...) end
-  local params, opts = select(n + 1, ...)
+  local path_values, params, opts = request.split_args(ep, ...)
   local self = setmetatable({ client = client, ep = ep, spec = spec, path_values = path_values,
                               items = {}, index = 1, count = 0 }, Iterator)
   opts = copy(opts)

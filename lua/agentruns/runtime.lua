@@ -1,12 +1,16 @@
 --[[
 How the library waits.
 
-Everything that waits goes through `runtime.wait(session, ready, timeout)`:
-drive `session` until `ready()` is true or `timeout` seconds pass, and
-`runtime.sleep(seconds)`. The plain implementation below blocks the caller,
-driving the session itself. A scheduler (coroutines, a host event loop)
-installs its own `waiter` so that the same library code yields instead;
-nothing above this module knows which one is in use.
+Everything that waits goes through `runtime.wait(driver, ready, timeout)`:
+drive `driver` until `ready()` is true or `timeout` seconds pass, and
+`runtime.sleep(seconds, driver)`. A driver is what a transport hands out for
+the work it has in flight: an object whose `driver:drive(wait)` does the work
+that is ready and waits at most `wait` seconds for more (the curl transport's
+drives a curl multi session; the nginx transport needs none, nginx drives
+it). The plain implementation below blocks the caller, driving the driver
+itself. A scheduler (coroutines, a host event loop) installs its own `waiter`
+so that the same library code yields instead; nothing above this module
+knows which one is in use, and this module knows no transport.
 ]]
 local M = {}
 
@@ -43,11 +47,11 @@ M.sleep_thread = sleep_thread
 -- once ready() holds): drive the session. The scheduler replaces it so that
 -- its tasks move while plain code waits; an event loop adapter, so that the
 -- loop keeps turning.
-local function drive(session, wait)
-  if session then session:perform(wait) else M.sleep_thread(wait) end
+local function drive(driver, wait)
+  if driver then driver:drive(wait) else M.sleep_thread(wait) end
 end
 
---- Replace what a blocking wait does each round (fn(session, seconds, ready)).
+--- Replace what a blocking wait does each round (fn(driver, seconds, ready)).
 function M.set_driver(fn)
   drive = fn
 end
@@ -55,7 +59,7 @@ end
 -- The blocking waiter: drive until ready() or the deadline.
 local blocking = {}
 
-function blocking.wait(session, ready, timeout)
+function blocking.wait(driver, ready, timeout)
   local deadline = timeout and M.now() + timeout
   while not ready() do
     local wait = 1
@@ -64,20 +68,20 @@ function blocking.wait(session, ready, timeout)
       if left <= 0 then return false end
       if left < wait then wait = left end
     end
-    drive(session, wait, ready)
+    drive(driver, wait, ready)
   end
   return true
 end
 
-function blocking.sleep(seconds, session)
+function blocking.sleep(seconds, driver)
   if seconds <= 0 then return end
   local deadline = M.now() + seconds
-  blocking.wait(session, function() return M.now() >= deadline end, seconds)
+  blocking.wait(driver, function() return M.now() >= deadline end, seconds)
 end
 
 local notify_fn = function() end
 
---- Tell whoever drives the sessions that new work (a transfer, a task) started.
+--- Tell whoever drives the drivers that new work (a transfer, a task) started.
 function M.notify()
   notify_fn()
 end
@@ -100,13 +104,13 @@ local function current()
 end
 
 --- Wait until ready() is true (true) or timeout seconds passed (false).
-function M.wait(session, ready, timeout)
-  return current().wait(session, ready, timeout)
+function M.wait(driver, ready, timeout)
+  return current().wait(driver, ready, timeout)
 end
 
---- Sleep for `seconds` without stopping the session's other transfers.
-function M.sleep(seconds, session)
-  return current().sleep(seconds, session)
+--- Sleep for `seconds` without stopping the driver's other work.
+function M.sleep(seconds, driver)
+  return current().sleep(seconds, driver)
 end
 
 return M

@@ -1,5 +1,5 @@
 --[[
-Coroutines over one curl multi session: spawn, gather, sleep.
+Coroutines over the transports' drivers: spawn, gather, sleep.
 
   local task = agentruns.spawn(function(a) return tr:get_run(a) end, id)
   local results = agentruns.gather{ f1, f2, f3 }  -- { {n=, values...}, ... } in order
@@ -9,8 +9,8 @@ A task is a coroutine with its own waiter (see agentruns.runtime): when
 library code inside it has to wait for a transfer or a timer, the task
 yields its wait condition to the scheduler instead of blocking. The
 scheduler resumes every task whose condition holds, and when none does it
-drives the session for the shortest time any task can afford to wait, so
-the transfers of all tasks progress together in one curl multi loop.
+drives the drivers for the shortest time any task can afford to wait, so
+the transfers of all tasks progress together (in one curl multi loop, say).
 
 Tasks run whenever the scheduler runs: during gather(), task:join(), and
 while code outside any task waits for a call (a blocking wait steps the
@@ -26,7 +26,7 @@ local pack = table.pack or function(...) return { n = select("#", ...), ... } en
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local tasks = {}        -- runnable or waiting tasks, in spawn order
-local sessions = setmetatable({}, { __mode = "k" })
+local drivers = setmetatable({}, { __mode = "k" }) -- what the tasks' transfers run on
 
 local Task = {}
 Task.__index = Task
@@ -35,19 +35,19 @@ Task.__name = "agentruns.Task"
 -- The waiter given to every task: yield the condition to the scheduler.
 local task_waiter = {}
 
-function task_waiter.wait(session, ready, timeout)
+function task_waiter.wait(driver, ready, timeout)
   local deadline = timeout and runtime.now() + timeout
-  if session then sessions[session] = true end
+  if driver then drivers[driver] = true end
   while not ready() do
     if deadline and runtime.now() >= deadline then return false end
-    coroutine.yield { session = session, ready = ready, deadline = deadline }
+    coroutine.yield { driver = driver, ready = ready, deadline = deadline }
   end
   return true
 end
 
-function task_waiter.sleep(seconds, session)
+function task_waiter.sleep(seconds, driver)
   local deadline = runtime.now() + seconds
-  task_waiter.wait(session, function() return runtime.now() >= deadline end, seconds)
+  task_waiter.wait(driver, function() return runtime.now() >= deadline end, seconds)
 end
 
 -- Resume a task once; record its result when it finishes.
@@ -99,7 +99,7 @@ end
 
 --[[
 One round: resume every task whose wait is over; if none could run, drive
-the sessions for at most `max_wait` seconds (less if a task's deadline is
+the drivers for at most `max_wait` seconds (less if a task's deadline is
 nearer). Returns true while tasks remain.
 ]]
 function M.step(max_wait)
@@ -108,11 +108,11 @@ function M.step(max_wait)
   local wait = ran and 0 or (max_wait or 1)
   local d = M.next_deadline()
   if d and d - runtime.now() < wait then wait = math.max(d - runtime.now(), 0) end
-  local first = next(sessions)
-  if first and next(sessions, first) == nil then
-    first:perform(wait)
+  local first = next(drivers)
+  if first and next(drivers, first) == nil then
+    first:drive(wait)
   else
-    for s in pairs(sessions) do s:perform(0) end
+    for other in pairs(drivers) do other:drive(0) end
     if wait > 0 then runtime.sleep_thread(math.min(wait, 0.005)) end
   end
   return true
@@ -225,12 +225,12 @@ function M.pending()
 end
 
 --- What a blocking wait does while tasks exist (the default; loop.lua replaces it).
-function M.driver(session, wait)
+function M.driver(driver, wait)
   if #tasks > 0 then
-    if session then sessions[session] = true end
+    if driver then drivers[driver] = true end
     M.step(wait)
-  elseif session then
-    session:perform(wait)
+  elseif driver then
+    driver:drive(wait)
   else
     runtime.sleep_thread(wait)
   end

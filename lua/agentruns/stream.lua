@@ -26,10 +26,11 @@ uncaught on every Lua; agentruns.errors.from(caught) gives the table).
 connection.
 ]]
 local sse = require "agentruns.sse"
-local client_mod = require "agentruns.client"
 local errors = require "agentruns.errors"
 local json = require "agentruns.json"
 local observe = require "agentruns.observe"
+local request = require "agentruns.request"
+local retry = require "agentruns.retry"
 local runtime = require "agentruns.runtime"
 local url = require "agentruns.url"
 
@@ -115,22 +116,18 @@ local function reconnect(self, cause)
     return fail(self, cause)
   end
   local delay
-  local retry = self.parser:retry()
+  local server_retry = self.parser:retry()
   local max_wait = self.client.max_retry_wait
-  if cause.retry_after and cause.retry_after > max_wait then -- as an ordinary call would: stop, say why
-    cause.message = string.format("%s (the server asked to wait %.0f s, more than max_retry_wait %.0f s)",
-      cause.message, cause.retry_after, max_wait)
+  if retry.too_long(cause, max_wait) then -- as an ordinary call would: stop, say why
     cause.attempts = self.connections
     return fail(self, cause)
   end
   if cause.retry_after then -- a 429/503 that said when to come back
     delay = cause.retry_after
-  elseif retry then -- the server's retry: field, within reason
-    delay = math.min(retry / 1000, max_wait)
+  elseif server_retry then -- the server's retry: field, within reason
+    delay = math.min(server_retry / 1000, max_wait)
   else
-    delay = M.defaults.reconnect_base_delay * 2 ^ (self.failures - 1)
-    if delay > M.defaults.reconnect_max_delay then delay = M.defaults.reconnect_max_delay end
-    delay = delay / 2 + runtime.random() * delay / 2
+    delay = retry.backoff(self.failures, M.defaults.reconnect_base_delay, M.defaults.reconnect_max_delay)
   end
   observe.stream_drop(self.client, shown(self), cause, delay, self:last_event_id())
   self.client.transport:sleep(delay)
@@ -236,7 +233,7 @@ function Stream:next()
       local cause
       if err.kind == "http" then -- the API's own message, status, request id
         local _
-        _, cause = client_mod.interpret(self.client, self.req, { status = status, headers = err.headers,
+        _, cause = request.interpret(self.client, self.req, { status = status, headers = err.headers,
           body = err.body }, nil)
         for k, v in pairs(error_fields(self)) do cause[k] = v end
         if status >= 400 and status < 500 and status ~= 408 and status ~= 429 then
@@ -282,16 +279,13 @@ Stream.__gc = Stream.close
 --- Open the stream endpoint `ep` with a method's arguments. Returns the Stream
 --- four times over as the generic-for triple plus closing value.
 function M.open(client, ep, ...)
-  local n = #ep.path_names
-  local path_values = {}
-  for i = 1, n do path_values[ep.path_names[i]] = select(i, ...) end
-  local params, opts = select(n + 1, ...)
+  local path_values, params, opts = request.split_args(ep, ...)
   local self = setmetatable({ client = client, queue = {}, qi = 1, seen_ids = {}, seen_count = 0,
                               failures = 0, connections = 0, delivered = 0, terminal = {},
                               keepalive = ep.stream.keepalive,
                               last_event_at = runtime.now(), max_reconnects = M.defaults.max_reconnects }, Stream)
   for _, name in ipairs(ep.stream.terminal or {}) do self.terminal[name] = true end
-  local req, err = client_mod.build(client, ep, path_values, params, opts)
+  local req, err = request.build(client, ep, path_values, params, opts)
   if not req then
     self.err = err
     return self, nil, nil, self

@@ -47,9 +47,8 @@ function M.describe(err)
 end
 
 local function default_sink(message)
-  local ngx = require("agentruns.host").ngx()
-  if ngx then
-    ngx.log(ngx.ERR, message)
+  if require("agentruns.host").log_error(message) then
+    return
   elseif loop_sink then
     loop_sink(message)
   else

@@ -36,12 +36,32 @@ function M.shared_session()
   return shared_session
 end
 
+-- The driver (see agentruns.runtime) of a session: one per session.
+local Driver = {}
+Driver.__index = Driver
+
+function Driver:drive(wait)
+  return self.session:perform(wait)
+end
+
+local drivers = setmetatable({}, { __mode = "k" })
+
+--- The driver of `session`, the same object every time.
+function M.driver(session)
+  local d = drivers[session]
+  if not d then
+    d = setmetatable({ session = session }, Driver)
+    drivers[session] = d
+  end
+  return d
+end
+
 local Pending = {}
 Pending.__index = Pending
 
 function Pending:await()
   local t = self.transfer
-  runtime.wait(self.session, function() return t:done() end)
+  runtime.wait(self.driver, function() return t:done() end)
   local res, err = t:result()
   t:close()
   return res, err
@@ -58,7 +78,7 @@ function Stream:read(timeout)
   local t = self.transfer
   local events = t:events()
   if #events > 0 then return events end
-  runtime.wait(self.session, function()
+  runtime.wait(self.driver, function()
     -- a waiter may ask more than once: keep what earlier asks drained
     local more = t:events()
     for i = 1, #more do events[#events + 1] = more[i] end
@@ -104,7 +124,7 @@ function Transport:start(req)
   local transfer = session:request(transfer_options(req))
   session:perform(0) -- send it now: the server works while the caller does
   runtime.notify()
-  return setmetatable({ transfer = transfer, session = session }, Pending)
+  return setmetatable({ transfer = transfer, driver = self.driver }, Pending)
 end
 
 function Transport:open_stream(req, parser)
@@ -112,17 +132,17 @@ function Transport:open_stream(req, parser)
   local transfer = session:request(transfer_options(req, parser))
   session:perform(0)
   runtime.notify()
-  return setmetatable({ transfer = transfer, session = session }, Stream)
+  return setmetatable({ transfer = transfer, driver = self.driver }, Stream)
 end
 
 function Transport:sleep(seconds)
-  runtime.sleep(seconds, self.session)
+  runtime.sleep(seconds, self.driver)
 end
 
 --- A transport over `opts.session`, or over the shared session.
 function M.new(opts)
   local session = opts and opts.session or M.shared_session()
-  return setmetatable({ session = session, name = "curl" }, Transport)
+  return setmetatable({ session = session, driver = M.driver(session), name = "curl" }, Transport)
 end
 
 return M
