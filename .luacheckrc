@@ -1,5 +1,6 @@
--- luacheck configuration: the library must run unchanged on Lua 5.1, 5.4 and LuaJIT.
-std = "max"
+-- luacheck configuration: the library must run unchanged on Lua 5.1, 5.4 and LuaJIT, so only
+-- what all three share is allowed (std = "min"); the differences live in lua/agentruns/compat.lua.
+std = "min"
 max_line_length = 120
 exclude_files = { "build/", ".rocks/", "lua_modules/" }
 files["spec/"] = { std = "+busted" }

@@ -38,6 +38,7 @@ build = {
     },
     ["agentruns.call"] = "lua/agentruns/call.lua",
     ["agentruns.client"] = "lua/agentruns/client.lua",
+    ["agentruns.compat"] = "lua/agentruns/compat.lua",
     ["agentruns.errors"] = "lua/agentruns/errors.lua",
     ["agentruns.happyrobot"] = "lua/agentruns/happyrobot.lua",
     ["agentruns.host"] = "lua/agentruns/host.lua",

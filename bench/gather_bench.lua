@@ -16,7 +16,7 @@ if fault == "-" then fault = nil end
 
 local agentruns = require "agentruns"
 local clock = agentruns.curl.now
-local runtime = (rawget(_G, "jit") and jit.version) or _VERSION
+local runtime = (rawget(_G, "jit") and rawget(_G, "jit").version) or _VERSION
 local CALLS = 50
 local RUNS_ONE, RUNS_GATHERED, RUNS_SEQUENTIAL = 5, 5, tonumber(arg[6]) or 1
 

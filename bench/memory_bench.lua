@@ -19,7 +19,7 @@ assert(mode and base_url and size, "usage: memory_bench.lua stream|each_run BASE
 
 local agentruns = require "agentruns"
 local clock = agentruns.curl.now
-local runtime = (rawget(_G, "jit") and jit.version) or _VERSION
+local runtime = (rawget(_G, "jit") and rawget(_G, "jit").version) or _VERSION
 
 local function status_kb(field)
   local f = assert(io.open("/proc/self/status"))

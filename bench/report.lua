@@ -9,6 +9,7 @@ local section, path = arg[1], arg[2]
 assert(section, "usage: report.lua sse|requests|gather|memory|neovim [FILE]")
 
 local MB = 1024 * 1024
+local unpack_rows = rawget(table, "unpack") or rawget(_G, "unpack")
 
 local function split(line, sep)
   local out = {}
@@ -55,12 +56,12 @@ end
 -- Rows of a table: pad each column to its widest cell.
 local function print_table(header, rows)
   local widths = {}
-  for _, row in ipairs({ header, table.unpack(rows) }) do
+  for _, row in ipairs({ header, unpack_rows(rows) }) do
     for i, cell in ipairs(row) do
       if not widths[i] or #cell > widths[i] then widths[i] = #cell end
     end
   end
-  for r, row in ipairs({ header, table.unpack(rows) }) do
+  for r, row in ipairs({ header, unpack_rows(rows) }) do
     local cells = {}
     for i, cell in ipairs(row) do
       cells[i] = i == #row and cell or cell .. string.rep(" ", widths[i] - #cell)

@@ -22,7 +22,7 @@ assert(mode and base_url and run_id, "usage: request_bench.lua MODE BASE_URL RUN
 local curl = require "agentruns.curl"
 local cjson = require "cjson"
 local clock = curl.now
-local runtime = (rawget(_G, "jit") and jit.version) or _VERSION
+local runtime = (rawget(_G, "jit") and rawget(_G, "jit").version) or _VERSION
 local url = base_url .. "/v1/runs/" .. run_id
 
 -- requests per run, runs, seconds per run at most

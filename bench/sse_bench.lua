@@ -25,7 +25,7 @@ local RUNS_CORE, RUNS_REFERENCE, RUNS_LINEAR = 7, 3, 3
 local MIN_RUN = 0.2 -- seconds
 local MB = 1024 * 1024
 local clock = curl.now
-local runtime = (rawget(_G, "jit") and jit.version) or _VERSION
+local runtime = (rawget(_G, "jit") and rawget(_G, "jit").version) or _VERSION
 
 local function record(...)
   io.write(table.concat({ ... }, "\t"), "\n")

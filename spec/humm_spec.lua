@@ -9,7 +9,7 @@ local support = require "spec.support.providers"
 
 local http_error = support.http_error
 local keys_of, pluck, drain = support.keys_of, support.pluck, support.drain
-local unpack = table.unpack or unpack -- luacheck: ignore 143
+local unpack = require("agentruns.compat").unpack
 
 local UNKNOWN = "00000000-0000-4000-8000-000000000000"
 local SUBSCRIBER = "c5a0f7d2-8b14-4e69-a3d1-6f2e0b9c7a48"

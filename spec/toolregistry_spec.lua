@@ -8,7 +8,7 @@ local support = require "spec.support.providers"
 
 local http_error = support.http_error
 local keys_of, pluck, sorted, drain = support.keys_of, support.pluck, support.sorted, support.drain
-local unpack = table.unpack or unpack -- luacheck: ignore 143
+local unpack = require("agentruns.compat").unpack
 
 local UNKNOWN = "00000000-0000-4000-8000-000000000000"
 local STREAM = { event_timeout = 10 }

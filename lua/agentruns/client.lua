@@ -26,6 +26,7 @@ hooks -> transport -> status, decode, errors -> retry when safe
 (agentruns.call, agentruns.retry).
 ]]
 local call = require "agentruns.call"
+local compat = require "agentruns.compat"
 local errors = require "agentruns.errors"
 local observe = require "agentruns.observe"
 local paginate = require "agentruns.paginate"
@@ -191,7 +192,7 @@ function M.define(provider)
     self.follow_redirects = opts.follow_redirects == true
     self.allow_insecure = opts.allow_insecure == true
     self.user_agent = opts.user_agent or ("agentruns/" .. require("agentruns.sse").version .. " (" .. _VERSION
-      .. (jit and ("; " .. jit.version) or "") .. ")")
+      .. (compat.jit and ("; " .. compat.jit.version) or "") .. ")")
     if type(self.user_agent) ~= "string" or self.user_agent:find("[%z\r\n]") then
       error(string.format("agentruns.%s.new: user_agent must be a string without CR or LF", provider.name), 2)
     end

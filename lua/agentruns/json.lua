@@ -44,7 +44,8 @@ end
 
 -- Lua 5.3+ has integers, but cjson 2.1.0 decodes every number as a float:
 -- give whole numbers back as integers (12, not 12.0), as the API meant them.
-local tointeger = math.tointeger
+local compat = require "agentruns.compat"
+local tointeger = compat.tointeger
 
 -- One walk over a decoded table: cjson's null becomes ours, and (where Lua has
 -- integers) whole numbers become integers. `nulls` false skips the first.
@@ -143,7 +144,7 @@ function encode_value(v, out, depth)
     out[#out + 1] = encode_string(v)
   elseif tv == "number" then
     if v ~= v or v == math.huge or v == -math.huge then error("cannot encode " .. tostring(v), 0) end
-    if math.type and math.type(v) == "integer" then
+    if compat.math_type and compat.math_type(v) == "integer" then
       out[#out + 1] = tostring(v)
     else -- the shortest form that reads back as the same number
       local s = string.format("%.14g", v)

@@ -22,8 +22,8 @@ local taskerror = require "agentruns.taskerror"
 
 local M = {}
 
-local pack = table.pack or function(...) return { n = select("#", ...), ... } end
-local unpack = table.unpack or unpack -- luacheck: ignore 143
+local compat = require "agentruns.compat"
+local pack, unpack = compat.pack, compat.unpack
 
 local tasks = {}        -- runnable or waiting tasks, in spawn order
 local drivers = setmetatable({}, { __mode = "k" }) -- what the tasks' transfers run on

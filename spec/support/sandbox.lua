@@ -28,7 +28,7 @@ local function interpreter()
     while arg[i - 1] ~= nil do i = i - 1 end
     if i < 0 then return arg[i] end
   end
-  if type(jit) == "table" then return "luajit" end
+  if rawget(_G, "jit") then return "luajit" end
   if _VERSION == "Lua 5.4" then return "lua5.4" end
   return "lua5.1"
 end
