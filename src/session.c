@@ -139,6 +139,16 @@ static int session_close(lua_State *L) {
   return 0;
 }
 
+/* End a round of work: collect what finished and what went idle, and
+   return the number of transfers still in flight to Lua. */
+static int end_round(lua_State *L, agr_session *s) {
+  double deadline = HUGE_VAL;
+  collect_done(s);
+  expire_idle(s, agr_now(), &deadline);
+  lua_pushinteger(L, s->attached);
+  return 1;
+}
+
 /*
  * session:perform([wait]) -> number of transfers still in flight.
  * Does the ready work; if no transfer finished, waits once for activity
@@ -155,11 +165,7 @@ int agr_session_perform(lua_State *L) {
   if (s->callbacks) { /* the host loop waits; here only the due work is done */
     mc = curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     if (mc != CURLM_OK) return luaL_error(L, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
-    collect_done(s);
-    deadline = HUGE_VAL;
-    expire_idle(s, agr_now(), &deadline);
-    lua_pushinteger(L, s->attached);
-    return 1;
+    return end_round(L, s);
   }
   events = events_waiting(s);
   mc = curl_multi_perform(s->multi, &running);
@@ -179,9 +185,7 @@ int agr_session_perform(lua_State *L) {
     if (mc != CURLM_OK) return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
     mc = curl_multi_perform(s->multi, &running);
     if (mc != CURLM_OK) return luaL_error(L, "curl_multi_perform: %s", curl_multi_strerror(mc));
-    collect_done(s);
-    deadline = HUGE_VAL;
-    expire_idle(s, agr_now(), &deadline);
+    return end_round(L, s);
   }
   lua_pushinteger(L, s->attached);
   return 1;
@@ -217,7 +221,6 @@ static int session_socket_action(lua_State *L) {
   agr_session *s = agr_check_session(L, 1);
   curl_socket_t fd = CURL_SOCKET_TIMEOUT;
   int mask = 0, running = 0;
-  double deadline = HUGE_VAL;
   CURLMcode mc;
   if (!s->callbacks) return luaL_error(L, "socket_action() needs use_callbacks() first");
   if (!lua_isnoneornil(L, 2)) {
@@ -232,10 +235,7 @@ static int session_socket_action(lua_State *L) {
   }
   mc = curl_multi_socket_action(s->multi, fd, mask, &running);
   if (mc != CURLM_OK) return luaL_error(L, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
-  collect_done(s);
-  expire_idle(s, agr_now(), &deadline);
-  lua_pushinteger(L, s->attached);
-  return 1;
+  return end_round(L, s);
 }
 
 /*

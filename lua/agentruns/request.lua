@@ -19,6 +19,14 @@ local M = {}
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 
+-- The keys of `t`, sorted: what is sent and what is reported comes in one order.
+local function sorted_keys(t)
+  local names = {}
+  for n in pairs(t) do names[#names + 1] = n end
+  table.sort(names)
+  return names
+end
+
 --- Fill in what the endpoint table leaves implied (its name, the path parameters in order).
 function M.prepare_endpoint(name, ep)
   ep.name = name
@@ -66,17 +74,12 @@ local function check_fields(where, types, params)
   end
   for k in pairs(params) do
     if type(k) ~= "string" or not types[k] then
-      local known = {}
-      for n in pairs(types) do known[#known + 1] = n end
-      table.sort(known)
+      local known = sorted_keys(types)
       return errors.invalid_argument(tostring(k), "is not a parameter of this call (known: " ..
         (#known > 0 and table.concat(known, ", ") or "none") .. ")")
     end
   end
-  local names = {}
-  for n in pairs(types) do names[#names + 1] = n end
-  table.sort(names)
-  for _, n in ipairs(names) do
+  for _, n in ipairs(sorted_keys(types)) do
     local v = params[n]
     if v == nil then
       if types[n].required then return errors.invalid_argument(n, "is required") end
@@ -160,10 +163,7 @@ function M.build(client, ep, path_values, params, opts)
     return nil, errors.invalid_argument("params", "this call takes no parameters")
   end
   if ep.query and not ep.body and params then
-    local names = {}
-    for n in pairs(params) do names[#names + 1] = n end
-    table.sort(names)
-    for _, n in ipairs(names) do
+    for _, n in ipairs(sorted_keys(params)) do
       local q = ep.query[n].to_query(params[n])
       if type(q) == "table" then
         for _, item in ipairs(q) do query[#query + 1] = { n, item } end
@@ -183,10 +183,7 @@ function M.build(client, ep, path_values, params, opts)
     for _, kv in ipairs(auth_query) do query[#query + 1] = kv end
   end
   if opts.headers then -- a per-call header replaces the client's own of the same name
-    local names = {}
-    for n in pairs(opts.headers) do names[#names + 1] = n end
-    table.sort(names)
-    for _, n in ipairs(names) do
+    for _, n in ipairs(sorted_keys(opts.headers)) do
       local lname = n:lower()
       for i = #headers, 1, -1 do
         if headers[i]:match("^[^:]+"):lower() == lname then table.remove(headers, i) end

@@ -31,15 +31,7 @@ local function define(t)
   return t
 end
 
-M.string = define {
-  name = "string",
-  check = function(v)
-    if type(v) ~= "string" then return nil, "must be a string, got " .. type(v) end
-    return true
-  end,
-}
-
---- A string of at most `max` bytes, at least `min` (default 0).
+--- A string of at most `max` bytes (nil: any), at least `min` (default 0).
 function M.string_len(min, max)
   return define {
     name = "string",
@@ -51,6 +43,8 @@ function M.string_len(min, max)
     end,
   }
 end
+
+M.string = M.string_len()
 
 M.uuid = define {
   name = "uuid",

@@ -98,12 +98,16 @@ local function connect(self)
   self.checked = false
 end
 
--- After a failed or finished connection: wait, then connect again, or give up.
-local function reconnect(self, cause)
+local function drop_connection(self)
   if self.conn then
     self.conn:close()
     self.conn = nil
   end
+end
+
+-- After a failed or finished connection: wait, then connect again, or give up.
+local function reconnect(self, cause)
+  drop_connection(self)
   if self.delivered_since_connect then
     self.failures = 0
   end
@@ -255,10 +259,7 @@ end
 function Stream:close()
   if not self.closed then ended(self, "closed") end
   self.closed = true
-  if self.conn then
-    self.conn:close()
-    self.conn = nil
-  end
+  drop_connection(self)
 end
 
 --- The last event ID seen (what a later resume would send).
