@@ -259,6 +259,24 @@ describe("agentruns-sandbox", function()
       assert.are.equal("agentruns-sandbox: unknown option --bogus\ntry --help\nstatus=2", out)
     end)
 
+    it("prints the environment for its keys and base URLs, which clients then use", function()
+      local port = sb.url:match(":(%d+)$")
+      local paths = string.format("LUA_PATH='%s' LUA_PATH_5_4='%s' LUA_CPATH='%s' ", package.path, package.path,
+        package.cpath)
+      local out = shell(paths .. "eval \"$(" .. interpreter() .. " bin/agentruns-sandbox --print-env --port " .. port
+        .. ")\" && " .. interpreter() .. [[ -e '
+          local a = require "agentruns"
+          local n = 0
+          for _ in a.toolregistry.new():each_run({}, { max_items = 3 }) do n = n + 1 end
+          local hr = a.happyrobot.new()
+          local humm = a.humm.new()
+          print(n, #assert(hr:list_use_cases()) > 0, #assert(humm:list_commands()) > 0)' 2>&1]])
+      assert.are.equal("3\ttrue\ttrue", out)
+      local lines = shell(paths .. interpreter() .. " bin/agentruns-sandbox --print-env")
+      assert.matches("^export TOOLREGISTRY_API_KEY='tr_sandbox_key'\n"
+        .. "export TOOLREGISTRY_BASE_URL='http://127.0.0.1:8089/toolregistry'\n", lines)
+    end)
+
     it("generates the same data for the same seed and other data for another seed", function()
       local paths = {
         { "/happyrobot/api/v1/runs?use_case_id=&limit=5000", hr_headers() },
