@@ -14,7 +14,7 @@
 #include "compat.h"
 #include "sse.h"
 
-#define AGR_VERSION "0.1.0"
+#define AGR_VERSION "0.2.0"
 
 #define AGR_PARSER_MT "agentruns.SSEParser"
 #define AGR_SESSION_MT "agentruns.Session"
