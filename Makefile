@@ -8,6 +8,7 @@
 #   make valgrind          the spec suite under valgrind (no definite leaks)
 #   make fuzz              run the libFuzzer targets for FUZZ_SECONDS each
 #   make bench             the benchmarks
+#   make rock              the source rocks of this commit in dist/ (library and sandbox)
 #   make lint              luacheck + luarocks lint
 #   make demo              start the sandbox and run examples/demo.lua against it
 #   make sandbox           the local API sandbox in the foreground
@@ -45,7 +46,7 @@ SSE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SSE_SRCS))
 CURL_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CURL_SRCS))
 MODULES := $(BUILD)/agentruns/sse.so $(BUILD)/agentruns/curl.so
 
-.PHONY: all test test-stress deps asan valgrind fuzz bench lint demo sandbox clean
+.PHONY: all test test-stress deps rock asan valgrind fuzz bench lint demo sandbox clean
 
 all: $(MODULES)
 
@@ -84,15 +85,18 @@ bench: deps
 	@$(MAKE) --no-print-directory LUA=luajit
 	@sh scripts/bench.sh
 
+rock:
+	@sh scripts/rock.sh
+
 lint:
 	luacheck -q .
-	luarocks lint agentruns-scm-1.rockspec
+	for r in *.rockspec sandbox/*.rockspec; do luarocks lint $$r || exit 1; done
 
 demo: deps
 	@sh scripts/demo.sh
 
 sandbox:
-	@$(LUA_BIN) bin/agentruns-sandbox --port $${PORT:-8089}
+	@$(LUA_BIN) sandbox/bin/agentruns-sandbox --port $${PORT:-8089}
 
 clean:
-	rm -rf build
+	rm -rf build dist

@@ -146,7 +146,7 @@ if have curl; then lua_measure lua5.4 bench/request_bench.lua curl-cli "$BASE" "
 report requests
 
 # ---- the sandbox (concurrency, Neovim) -----------------------------------------------------
-taskset -c "$SERVER_CPU" lua5.4 bin/agentruns-sandbox --port 0 --step-delay 0.05 --keepalive 0.2 \
+taskset -c "$SERVER_CPU" lua5.4 sandbox/bin/agentruns-sandbox --port 0 --step-delay 0.05 --keepalive 0.2 \
   --retry-ms 100 > "$OUT/sandbox.out" 2>> "$LOG" < /dev/null &
 SANDBOX_PID=$!
 SANDBOX=""

@@ -1,6 +1,8 @@
 -- Writes the four rockspecs from the tree, so that their module lists cannot drift from lua/:
 --   agentruns-scm-1 and agentruns-VERSION-1            the library (lua/agentruns, minus the sandbox)
---   agentruns-sandbox-scm-1 and ...-VERSION-1          the sandbox server and bin/agentruns-sandbox
+--   sandbox/agentruns-sandbox-scm-1 and ...-VERSION-1  the sandbox (sandbox/lua, sandbox/bin), built
+--                                                      from sandbox/: luarocks installs the whole lua/
+--                                                      folder of a rock's source, so it has its own
 -- Usage (from the repository root): lua scripts/rockspecs.lua [--check]
 -- VERSION is the C modules' AGR_VERSION; --check writes nothing and fails when a file is stale.
 local check = arg[1] == "--check"
@@ -15,21 +17,22 @@ end
 local version = assert(read("src/agentruns.h"):match('#define AGR_VERSION "([%d.]+)"'), "no AGR_VERSION")
 local REPO = "https://github.com/agentruns/agentruns"
 
-local function lua_files()
-  local p = assert(io.popen("find lua/agentruns -name '*.lua' | LC_ALL=C sort"))
-  local lib, sandbox = {}, {}
+local function lua_files(root)
+  local p = assert(io.popen("cd " .. root .. " && find lua/agentruns -name '*.lua' | LC_ALL=C sort"))
+  local list = {}
   for path in p:lines() do
     local name = path:gsub("^lua/", ""):gsub("/init%.lua$", ""):gsub("%.lua$", ""):gsub("/", ".")
-    if name:find("^agentruns%.sandbox%.") then sandbox[#sandbox + 1] = { name, path }
-    else lib[#lib + 1] = { name, path } end
+    list[#list + 1] = { name, path }
   end
   p:close()
-  return lib, sandbox
+  return list
 end
 
-local function source(rock, v)
-  if v == "scm" then return '  url = "git+' .. REPO .. '.git",\n' end
-  return '  url = "git+' .. REPO .. '.git",\n  tag = "v' .. v .. '",\n'
+local function source(dir, v)
+  local s = '  url = "git+' .. REPO .. '.git",\n'
+  if v ~= "scm" then s = s .. '  tag = "v' .. v .. '",\n' end
+  if dir then s = s .. '  dir = "' .. dir .. '",\n' end
+  return s
 end
 
 local function modules(list, indent)
@@ -45,7 +48,7 @@ rockspec_format = "3.0"
 package = "agentruns"
 version = "]] .. v .. [[-1"
 source = {
-]] .. source("agentruns", v) .. [[
+]] .. source(nil, v) .. [[
 }
 description = {
   summary = "Lua clients for the HappyRobot, Humm and ToolRegistry agent-run APIs",
@@ -98,7 +101,7 @@ rockspec_format = "3.0"
 package = "agentruns-sandbox"
 version = "]] .. v .. [[-1"
 source = {
-]] .. source("agentruns-sandbox", v) .. [[
+]] .. source("agentruns/sandbox", v) .. [[
 }
 description = {
   summary = "A local server emulating the HappyRobot, Humm and ToolRegistry APIs, for agentruns",
@@ -129,12 +132,12 @@ build = {
 ]]
 end
 
-local lib, sandbox = lua_files()
+local lib, sandbox = lua_files("."), lua_files("sandbox")
 local files = {
   ["agentruns-scm-1.rockspec"] = library("scm", lib),
   ["agentruns-" .. version .. "-1.rockspec"] = library(version, lib),
-  ["agentruns-sandbox-scm-1.rockspec"] = sandbox_rock("scm", sandbox),
-  ["agentruns-sandbox-" .. version .. "-1.rockspec"] = sandbox_rock(version, sandbox),
+  ["sandbox/agentruns-sandbox-scm-1.rockspec"] = sandbox_rock("scm", sandbox),
+  ["sandbox/agentruns-sandbox-" .. version .. "-1.rockspec"] = sandbox_rock(version, sandbox),
 }
 local stale = {}
 for name, text in pairs(files) do

@@ -3,7 +3,7 @@
 # Defines sandbox_stop. Used by `make demo`.
 SANDBOX_LUA=${SANDBOX_LUA:-lua5.4}
 sandbox_out=$(mktemp)
-"$SANDBOX_LUA" bin/agentruns-sandbox --port 0 --step-delay "${SANDBOX_STEP_DELAY:-0.3}" --keepalive 5 \
+"$SANDBOX_LUA" sandbox/bin/agentruns-sandbox --port 0 --step-delay "${SANDBOX_STEP_DELAY:-0.3}" --keepalive 5 \
   >"$sandbox_out" 2>&1 &
 sandbox_pid=$!
 sandbox_stop() {

@@ -10,7 +10,7 @@ mkdir -p "$LOG"
 PASSED=0
 FAILED=0
 SKIPPED=0
-ROCKS_LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua"
+ROCKS_LUA_PATH="lua/?.lua;lua/?/init.lua;sandbox/lua/?.lua;./?.lua"
 LUA54_EXTRA="/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua"
 ERROR_LOG="$(pwd)/$LOG/errors.txt"
 : >"$ERROR_LOG"
@@ -88,21 +88,68 @@ valgrind_suite() {
     valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 }
 
+# The library works from `tree`, and the sandbox (when installed there) starts from it.
+tree_works() { # tree lua-version interpreter
+  tree=$1 ver=$2 interp=$3
+  LUA_PATH="$tree/share/lua/$ver/?.lua;$tree/share/lua/$ver/?/init.lua;;" \
+    LUA_CPATH="$tree/lib/lua/$ver/?.so;;" "$interp" -e '
+      local a = require "agentruns"
+      assert(a.sse.parser and a.curl.session and a.sse.version == a._VERSION and a.curl.version == a._VERSION)
+      assert(a.toolregistry.new and a.happyrobot.new and a.humm.new and a.gather)
+    ' || return 1
+  [ -x "$tree/bin/agentruns-sandbox" ] || return 0
+  first=$(timeout 20 "$tree/bin/agentruns-sandbox" --port 0 --exit-on-stdin-eof </dev/null 2>&1 | head -n 1)
+  case "$first" in "listening on http://127.0.0.1:"*) ;; *) echo "the sandbox did not start: $first"; return 1 ;; esac
+}
+
+# The library rock alone into an empty tree: it works and holds nothing of the sandbox; then the
+# sandbox rock beside it starts from that tree.
 rock_install() { # lua-version interpreter [extra luarocks args...]
   ver=$1 interp=$2
   shift 2
   tree=$(mktemp -d)
   luarocks --lua-version="$ver" --tree="$tree" make --deps-mode=none agentruns-scm-1.rockspec \
     CURL_INCDIR=/usr/include/x86_64-linux-gnu "$@" &&
-    LUA_PATH="$tree/share/lua/$ver/?.lua;$tree/share/lua/$ver/?/init.lua;;" \
-    LUA_CPATH="$tree/lib/lua/$ver/?.so;;" "$interp" -e '
-      local a = require "agentruns"
-      assert(a.sse.parser and a.curl.session and a.sse.version == a._VERSION and a.curl.version == a._VERSION)
-      assert(a.toolregistry.new and a.happyrobot.new and a.humm.new and a.gather)
-    ' && [ -x "$tree/bin/agentruns-sandbox" ] && [ -f "$tree/share/lua/$ver/agentruns/sandbox/server.lua" ]
+    tree_works "$tree" "$ver" "$interp" && [ ! -e "$tree/share/lua/$ver/agentruns/sandbox" ] &&
+    (cd sandbox && luarocks --lua-version="$ver" --tree="$tree" make --deps-mode=none agentruns-sandbox-scm-1.rockspec) &&
+    tree_works "$tree" "$ver" "$interp" && [ -x "$tree/bin/agentruns-sandbox" ]
   rc=$?
   rm -rf "$tree"
   return $rc
+}
+
+# The source rocks `make rock` packs, installed offline into an empty tree.
+src_rock_install() { # lua-version interpreter [extra luarocks args...]
+  ver=$1 interp=$2
+  shift 2
+  version=$(sed -n 's/^#define AGR_VERSION "\([0-9.]*\)"/\1/p' src/agentruns.h)
+  tree=$(mktemp -d)
+  sh scripts/rock.sh >/dev/null &&
+    luarocks --lua-version="$ver" --tree="$tree" install --deps-mode=none "dist/agentruns-$version-1.src.rock" \
+      CURL_INCDIR=/usr/include/x86_64-linux-gnu "$@" &&
+    luarocks --lua-version="$ver" --tree="$tree" install --deps-mode=none \
+      "dist/agentruns-sandbox-$version-1.src.rock" &&
+    tree_works "$tree" "$ver" "$interp" && [ -x "$tree/bin/agentruns-sandbox" ]
+  rc=$?
+  rm -rf "$tree"
+  return $rc
+}
+
+# The README's install lines for `label`, run as written in a fresh clone (so lua_modules starts
+# empty); the last one prints the version.
+readme_install() { # label
+  dir=$(mktemp -d)
+  git clone -q . "$dir/agentruns" || return 1
+  cp README.md "$dir/agentruns/README.md" # the README as it is now, committed or not
+  lines=$(awk -v start="<!-- install $1 -->" '$0 == start { on = 1; next } on && /^<!-- end -->/ { exit }
+    on && !/^```/ { print }' README.md)
+  [ -n "$lines" ] || { echo "no install lines for $1 in README.md"; return 1; }
+  echo "$lines"
+  out=$(cd "$dir/agentruns" && sh -ec "$lines" 2>&1)
+  rc=$?
+  echo "$out" | tail -n 5
+  rm -rf "$dir"
+  [ $rc = 0 ] && [ "$(echo "$out" | tail -n 1)" = "$(sed -n 's/^#define AGR_VERSION "\([0-9.]*\)"/\1/p' src/agentruns.h)" ]
 }
 
 busted_suites() {
@@ -125,9 +172,14 @@ case "${1:-all}" in
     check "luacheck" luacheck -q .
     check "cppcheck" cppcheck --enable=warning,style,performance,portability --std=c99 --quiet \
       --error-exitcode=1 --suppress=toomanyconfigs -I src $(pkg-config --cflags-only-I lua5.4) src/*.c fuzz/*.c
-    check "luarocks lint" luarocks lint agentruns-scm-1.rockspec
+    check "rockspecs current" lua5.4 scripts/rockspecs.lua --check
+    check "luarocks lint" sh -c 'for r in *.rockspec sandbox/*.rockspec; do luarocks lint "$r" || exit 1; done'
     check "luarocks make lua5.4" rock_install 5.4 lua5.4
     check "luarocks make luajit" rock_install 5.1 luajit LUA_INCDIR=/usr/include/luajit-2.1
+    check "src.rock install lua5.4" src_rock_install 5.4 lua5.4
+    check "src.rock install luajit" src_rock_install 5.1 luajit LUA_INCDIR=/usr/include/luajit-2.1
+    check "README install lua5.4" readme_install lua5.4
+    check "README install luajit" readme_install luajit
     asan_suite
     valgrind_suite
     ;;

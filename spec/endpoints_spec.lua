@@ -71,3 +71,38 @@ describe("the endpoint tables", function()
                   "invented: the sandbox has no route for GET /v1/invented/{id}" }, gaps(PROVIDERS[1], endpoints))
   end)
 end)
+
+-- The README's method tables are the reference users read: each client's table names every
+-- method the client has (endpoints, their each_* iterators, the hand-written ones) and no other,
+-- and each endpoint's row names its path.
+describe("the README's method tables", function()
+  local readme = read("README.md")
+  local SECTIONS = { toolregistry = "### ToolRegistry", happyrobot = "### HappyRobot", humm = "### Humm" }
+
+  for _, p in ipairs(PROVIDERS) do
+    it(p.name .. ": lists exactly the client's methods, with each endpoint's path", function()
+      local start = assert(readme:find(SECTIONS[p.name], 1, true), "no section " .. SECTIONS[p.name])
+      local stop = readme:find("\n###? ", start + 1) or #readme
+      local section = readme:sub(start, stop)
+      local listed = {}
+      for row in section:gmatch("\n(|[^\n]*)") do
+        local first = row:match("^|([^|]*)|")
+        for name in first:gmatch("`" .. p.var .. ":([%w_]+)") do listed[name] = true end
+      end
+      local class = agentruns[p.name]
+      local methods = {}
+      for name in pairs(class.methods) do methods[name] = true end
+      assert.same(sorted_names(methods), sorted_names(listed))
+      local missing_paths = {}
+      for name, ep in pairs(class.endpoints) do
+        local shown = ep.path:gsub("[%-%.]", "%%%0"):gsub("{[%w_]+}", "{[%%w_]+}")
+        local row = section:match("\n|[^\n]*`" .. p.var .. ":" .. name .. "[^%w_][^\n]*")
+        if not row or not row:find(ep.method .. " " .. shown) then
+          missing_paths[#missing_paths + 1] = name .. " " .. ep.method .. " " .. ep.path
+        end
+      end
+      table.sort(missing_paths)
+      assert.same({}, missing_paths)
+    end)
+  end
+end)

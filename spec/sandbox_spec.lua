@@ -1,4 +1,4 @@
--- Spec of bin/agentruns-sandbox, driven over real HTTP with lua-http's client (never the
+-- Spec of sandbox/bin/agentruns-sandbox, driven over real HTTP with lua-http's client (never the
 -- library's own). One sandbox serves the whole file; a few tests start their own to check the
 -- program's behaviour (seeds, signals). Every wait is bounded: requests and stream reads carry
 -- timeouts, polling loops carry deadlines.
@@ -219,7 +219,7 @@ describe("agentruns-sandbox", function()
           "export LUA_PATH='" .. lua_path .. "'",
           "export LUA_PATH_5_4='" .. lua_path .. "/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua'",
           "f=$(mktemp)",
-          interpreter() .. " bin/agentruns-sandbox --port 0 </dev/null >$f 2>&1 & pid=$!",
+          interpreter() .. " sandbox/bin/agentruns-sandbox --port 0 </dev/null >$f 2>&1 & pid=$!",
           "i=0; while ! grep -q listening $f && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done",
           "head -c 17 $f; echo",
           "kill -" .. sig .. " $pid",
@@ -255,7 +255,7 @@ describe("agentruns-sandbox", function()
 
     it("rejects an unknown option with status 2", function()
       local out = shell("LUA_PATH_5_4=';;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua' "
-        .. interpreter() .. " bin/agentruns-sandbox --bogus 2>&1; echo status=$?")
+        .. interpreter() .. " sandbox/bin/agentruns-sandbox --bogus 2>&1; echo status=$?")
       assert.are.equal("agentruns-sandbox: unknown option --bogus\ntry --help\nstatus=2", out)
     end)
 
@@ -263,8 +263,8 @@ describe("agentruns-sandbox", function()
       local port = sb.url:match(":(%d+)$")
       local paths = string.format("LUA_PATH='%s' LUA_PATH_5_4='%s' LUA_CPATH='%s' ", package.path, package.path,
         package.cpath)
-      local out = shell(paths .. "eval \"$(" .. interpreter() .. " bin/agentruns-sandbox --print-env --port " .. port
-        .. ")\" && " .. interpreter() .. [[ -e '
+      local out = shell(paths .. "eval \"$(" .. interpreter() .. " sandbox/bin/agentruns-sandbox --print-env --port "
+        .. port .. ")\" && " .. interpreter() .. [[ -e '
           local a = require "agentruns"
           local n = 0
           for _ in a.toolregistry.new():each_run({}, { max_items = 3 }) do n = n + 1 end
@@ -272,7 +272,7 @@ describe("agentruns-sandbox", function()
           local humm = a.humm.new()
           print(n, #assert(hr:list_use_cases()) > 0, #assert(humm:list_commands()) > 0)' 2>&1]])
       assert.are.equal("3\ttrue\ttrue", out)
-      local lines = shell(paths .. interpreter() .. " bin/agentruns-sandbox --print-env")
+      local lines = shell(paths .. interpreter() .. " sandbox/bin/agentruns-sandbox --print-env")
       assert.matches("^export TOOLREGISTRY_API_KEY='tr_sandbox_key'\n"
         .. "export TOOLREGISTRY_BASE_URL='http://127.0.0.1:8089/toolregistry'\n", lines)
     end)

@@ -1,5 +1,5 @@
 --[[
-Starts bin/agentruns-sandbox as a child process for the duration of a spec file.
+Starts sandbox/bin/agentruns-sandbox as a child process for the duration of a spec file.
 
   local sandbox = require "spec.support.sandbox"
   local sb = sandbox.start{ keepalive = 0.2, step_delay = 0.05, seed = 1 }
@@ -45,11 +45,12 @@ end
 -- LUA_PATH_5_4 replaces LUA_PATH).
 do
   local root = repo_root()
-  local probe = io.open(root .. "/lua/agentruns/sandbox/keys.lua", "r")
+  local probe = io.open(root .. "/sandbox/lua/agentruns/sandbox/keys.lua", "r")
   if probe then
     probe:close()
-    if not package.path:find(root .. "/lua/?.lua", 1, true) then
-      package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+    if not package.path:find(root .. "/sandbox/lua/?.lua", 1, true) then
+      package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/sandbox/lua/?.lua;"
+        .. package.path
     end
   end
 end
@@ -103,7 +104,7 @@ function sandbox.start(options)
     "exec env",
     "LUA_PATH=" .. shell_quote(lua_path),
     "LUA_PATH_5_4=" .. shell_quote(lua_path .. "/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua"),
-    shell_quote(options.interpreter or interpreter()), shell_quote(root .. "/bin/agentruns-sandbox"),
+    shell_quote(options.interpreter or interpreter()), shell_quote(root .. "/sandbox/bin/agentruns-sandbox"),
     table.concat(quoted, " "),
     ">" .. shell_quote(out_path), "2>" .. shell_quote(err_path),
   }, " ")

@@ -4,6 +4,7 @@ package = "agentruns-sandbox"
 version = "scm-1"
 source = {
   url = "git+https://github.com/agentruns/agentruns.git",
+  dir = "agentruns/sandbox",
 }
 description = {
   summary = "A local server emulating the HappyRobot, Humm and ToolRegistry APIs, for agentruns",

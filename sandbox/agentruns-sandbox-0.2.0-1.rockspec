@@ -5,6 +5,7 @@ version = "0.2.0-1"
 source = {
   url = "git+https://github.com/agentruns/agentruns.git",
   tag = "v0.2.0",
+  dir = "agentruns/sandbox",
 }
 description = {
   summary = "A local server emulating the HappyRobot, Humm and ToolRegistry APIs, for agentruns",
