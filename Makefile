@@ -8,6 +8,7 @@
 #   make valgrind          the spec suite under valgrind (no definite leaks)
 #   make fuzz              run the libFuzzer targets for FUZZ_SECONDS each
 #   make bench             the benchmarks
+#   make docs              the HTML reference in build/docs (LDoc), and types/agentruns.lua (LuaCATS)
 #   make rock              the source rocks of this commit in dist/ (library and sandbox)
 #   make lint              luacheck + luarocks lint
 #   make demo              start the sandbox and run examples/demo.lua against it
@@ -46,7 +47,7 @@ SSE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SSE_SRCS))
 CURL_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CURL_SRCS))
 MODULES := $(BUILD)/agentruns/sse.so $(BUILD)/agentruns/curl.so
 
-.PHONY: all test test-stress deps rock asan valgrind fuzz bench lint demo sandbox clean
+.PHONY: all test test-stress deps docs rock asan valgrind fuzz bench lint demo sandbox clean
 
 all: $(MODULES)
 
@@ -84,6 +85,9 @@ bench: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	@$(MAKE) --no-print-directory LUA=luajit
 	@sh scripts/bench.sh
+
+docs: $(BUILD)/agentruns/sse.so
+	@sh scripts/docs.sh $(BUILD)
 
 rock:
 	@sh scripts/rock.sh

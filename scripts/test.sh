@@ -173,6 +173,7 @@ case "${1:-all}" in
     check "cppcheck" cppcheck --enable=warning,style,performance,portability --std=c99 --quiet \
       --error-exitcode=1 --suppress=toomanyconfigs -I src $(pkg-config --cflags-only-I lua5.4) src/*.c fuzz/*.c
     check "rockspecs current" lua5.4 scripts/rockspecs.lua --check
+    check "make docs without warnings" sh scripts/docs.sh build/lua5.4
     check "luarocks lint" sh -c 'for r in *.rockspec sandbox/*.rockspec; do luarocks lint "$r" || exit 1; done'
     check "luarocks make lua5.4" rock_install 5.4 lua5.4
     check "luarocks make luajit" rock_install 5.1 luajit LUA_INCDIR=/usr/include/luajit-2.1

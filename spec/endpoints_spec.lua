@@ -2,6 +2,7 @@
 -- provider's endpoint table and fails for an endpoint that spec/wire_spec.lua never calls or
 -- that the sandbox does not serve, so a new endpoint cannot land half done.
 local agentruns = require "agentruns"
+require "spec.support.sandbox" -- puts sandbox/lua on the path
 
 local PROVIDERS = {
   -- provider, the client variable of spec/wire_spec.lua, the sandbox prefix of its base URL
@@ -105,4 +106,22 @@ describe("the README's method tables", function()
       assert.same({}, missing_paths)
     end)
   end
+end)
+
+describe("the LuaCATS annotations", function()
+  it("are what scripts/apidoc.lua makes of the endpoint tables today", function()
+    local interp = require("spec.support.sandbox").interpreter()
+    local cmd = string.format("env LUA_PATH=%q LUA_CPATH=%q %s scripts/apidoc.lua types --check 2>&1; echo rc=$?",
+      package.path, package.cpath, interp)
+    local pipe = assert(io.popen(cmd))
+    local out = pipe:read("*a")
+    pipe:close()
+    assert.equal("rc=0\n", out)
+    local types = read("types/agentruns.lua")
+    for _, p in ipairs(PROVIDERS) do
+      for name in pairs(agentruns[p.name].methods) do
+        assert.truthy(types:find("function " .. p.name .. ":" .. name .. "(", 1, true), p.name .. ":" .. name)
+      end
+    end
+  end)
 end)

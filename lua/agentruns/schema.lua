@@ -33,8 +33,12 @@ end
 
 --- A string of at most `max` bytes (nil: any), at least `min` (default 0).
 function M.string_len(min, max)
+  local doc = "string"
+  if max then doc = doc .. " of " .. (min and min > 0 and (min .. " to ") or "at most ") .. max .. " bytes"
+  elseif min == 1 then doc = "non-empty string"
+  elseif min and min > 0 then doc = doc .. " of at least " .. min .. " bytes" end
   return define {
-    name = "string",
+    name = "string", doc = doc, lua_type = "string",
     check = function(v)
       if type(v) ~= "string" then return nil, "must be a string, got " .. type(v) end
       if #v < (min or 0) then return nil, "must not be shorter than " .. min .. " bytes" end
@@ -47,7 +51,7 @@ end
 M.string = M.string_len()
 
 M.uuid = define {
-  name = "uuid",
+  name = "uuid", doc = "UUID string", lua_type = "string",
   check = function(v)
     if type(v) ~= "string" then return nil, "must be a UUID string, got " .. type(v) end
     if not v:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") then
@@ -58,7 +62,7 @@ M.uuid = define {
 }
 
 M.boolean = define {
-  name = "boolean",
+  name = "boolean", doc = "boolean", lua_type = "boolean",
   check = function(v)
     if type(v) ~= "boolean" then return nil, "must be a boolean, got " .. type(v) end
     return true
@@ -73,7 +77,7 @@ function M.integer(min, max)
   elseif max then range = " of at most " .. max
   else range = "" end
   return define {
-    name = "integer",
+    name = "integer", doc = "integer" .. range, lua_type = "integer",
     check = function(v)
       if not is_integer(v) or (min and v < min) or (max and v > max) then
         return nil, "must be an integer" .. range .. ", got " .. show(v)
@@ -87,7 +91,7 @@ end
 --- A finite number, optionally bounded below.
 function M.number(min)
   return define {
-    name = "number",
+    name = "number", doc = "number" .. (min and (" of at least " .. min) or ""), lua_type = "number",
     check = function(v)
       if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge or (min and v < min) then
         return nil, "must be a number" .. (min and (" of at least " .. min) or "") .. ", got " .. show(v)
@@ -108,8 +112,10 @@ function M.enum(values)
   local set = {}
   for _, v in ipairs(values) do set[v] = true end
   local list = table.concat(values, ", ")
+  local quoted = {}
+  for i, v in ipairs(values) do quoted[i] = string.format("%q", v) end
   return define {
-    name = "enum",
+    name = "enum", doc = "one of " .. list, lua_type = table.concat(quoted, "|"),
     values = values,
     check = function(v)
       if not set[v] then return nil, "must be one of " .. list .. ", got " .. show(v) end
@@ -150,7 +156,8 @@ fractions allowed), or seconds since the epoch as os.time() gives them (an
 integer from 0 to 253402300799), sent as the ISO-8601 UTC string.
 ]]
 M.datetime = define {
-  name = "datetime",
+  name = "datetime", doc = "ISO-8601 date-time string, or seconds since the epoch (os.time())",
+  lua_type = "string|integer",
   check = function(v)
     if time_of(v) then return true end
     local rest = type(v) == "string" and v:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d(.*)$")
@@ -170,7 +177,7 @@ M.datetime.to_json = M.datetime.to_query
 
 --- A JSON object (a Lua table that is not a sequence).
 M.object = define {
-  name = "object",
+  name = "object", doc = "table (a JSON object)", lua_type = "table",
   check = function(v)
     if type(v) ~= "table" then return nil, "must be a table (a JSON object), got " .. type(v) end
     if getmetatable(v) == json.array_mt or v[1] ~= nil then
@@ -214,8 +221,10 @@ function M.fields(fields)
     end
     return true
   end
+  local shown = {}
+  for i, n in ipairs(names) do shown[i] = n .. (fields[n].required and "" or "?") .. ": " .. (fields[n].doc or "") end
   return define {
-    name = "object",
+    name = "object", doc = "table { " .. table.concat(shown, "; ") .. " }", lua_type = "table",
     fields = fields,
     check = check,
     to_query = M.object.to_query,
@@ -234,7 +243,9 @@ end
 --- An array whose items are of type `item` (at least `min` of them).
 function M.array(item, min)
   return define {
-    name = "array",
+    name = "array", doc = "array of " .. (item.doc or item.name) .. (min and (", at least " .. min) or ""),
+    lua_type = (item.lua_type or "any"):find("|", 1, true) and ("(" .. item.lua_type .. ")[]")
+      or ((item.lua_type or "any") .. "[]"),
     item = item,
     check = function(v)
       if type(v) ~= "table" then return nil, "must be an array, got " .. type(v) end
@@ -274,7 +285,7 @@ end
 
 --- Anything JSON can carry.
 M.any = define {
-  name = "any",
+  name = "any", doc = "any JSON value", lua_type = "any",
   check = function() return true end,
 }
 
@@ -284,9 +295,15 @@ function M.required(t)
   return r
 end
 
+--- What a type accepts, in words, for reference documentation.
+function M.describe(t)
+  return t.doc or t.name or "value"
+end
+
 --- `t`, also accepting JSON null (agentruns.null) as a value.
 function M.nullable(t)
   return setmetatable({
+    doc = (t.doc or t.name) .. ", or agentruns.null", lua_type = (t.lua_type or "any") .. "|userdata",
     check = function(v)
       if json.is_null(v) then return true end
       return t.check(v)
