@@ -11,12 +11,7 @@ local PROVIDERS = {
   { name = "humm", var = "humm", base = "/humm" },
 }
 
-local function read(path)
-  local f = assert(io.open(path))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = require("spec.support.files").read
 
 local function sorted_names(t)
   local names = {}

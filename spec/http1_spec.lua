@@ -14,6 +14,13 @@ local function rng(seed)
   end
 end
 
+-- n random lower-case letters from `random` (an rng)
+local function word(random, n)
+  local t = {}
+  for i = 1, n do t[i] = string.char(96 + random(26)) end
+  return table.concat(t)
+end
+
 local function splits(s, random)
   local out, i = {}, 1
   while i <= #s do
@@ -183,15 +190,10 @@ describe("agentruns.http1 response parser", function()
 
   it("parses what a generator says it built, under any split", function()
     local random = rng(12345)
-    local function word(n)
-      local t = {}
-      for i = 1, n do t[i] = string.char(96 + random(26)) end
-      return table.concat(t)
-    end
     for _ = 1, 150 do
       local status = ({ 200, 201, 404, 500, 503 })[random(5)]
-      local body = word(random(300) - 1)
-      local headers, framing = { "X-Seed: " .. word(5) }, random(3)
+      local body = word(random, random(300) - 1)
+      local headers, framing = { "X-Seed: " .. word(random, 5) }, random(3)
       local wire
       if framing == 1 then
         headers[#headers + 1] = "Content-Length: " .. #body
@@ -201,7 +203,7 @@ describe("agentruns.http1 response parser", function()
         local parts, i = {}, 1
         while i <= #body do
           local n = random(50)
-          local ext = random(4) == 1 and (";e=" .. word(3)) or ""
+          local ext = random(4) == 1 and (";e=" .. word(random, 3)) or ""
           parts[#parts + 1] = string.format(random(2) == 1 and "%x" or "%X", #body:sub(i, i + n - 1)) .. ext
             .. "\r\n" .. body:sub(i, i + n - 1) .. "\r\n"
           i = i + n
@@ -225,17 +227,11 @@ describe("agentruns.http1 against libcurl", function()
   local curl = require "agentruns.curl"
   local random = rng(777)
 
-  local function word(n)
-    local t = {}
-    for i = 1, n do t[i] = string.char(96 + random(26)) end
-    return table.concat(t)
-  end
-
   -- a valid response of a random framing, and its body
   local function valid()
-    local body = word(random(200) - 1)
+    local body = word(random, random(200) - 1)
     local framing = random(3)
-    local head = "HTTP/1.1 " .. ({ 200, 201, 404, 500 })[random(4)] .. " R\r\nX-A: " .. word(4) .. "\r\n"
+    local head = "HTTP/1.1 " .. ({ 200, 201, 404, 500 })[random(4)] .. " R\r\nX-A: " .. word(random, 4) .. "\r\n"
     if framing == 1 then return head .. "Content-Length: " .. #body .. "\r\n\r\n" .. body end
     if framing == 2 then
       local parts, i = {}, 1

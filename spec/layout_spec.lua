@@ -7,20 +7,8 @@ local function lines(path)
   return n
 end
 
-local function list(command)
-  local p = assert(io.popen(command))
-  local out = {}
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  return out
-end
-
-local function read(path)
-  local f = assert(io.open(path))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local files = require "spec.support.files"
+local list, read = files.list, files.read
 
 local LIBRARY = list("find lua/agentruns -name '*.lua' -not -path '*/sandbox/*' | sort")
 
