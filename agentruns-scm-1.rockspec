@@ -10,8 +10,9 @@ description = {
   detailed = [==[
     A C core on libcurl (connection reuse, concurrent transfers over curl multi, a
     WHATWG-conformant Server-Sent Events parser) with a thin Lua layer that turns each
-    documented endpoint into a method returning plain Lua tables. The local API sandbox is
-    the separate rock agentruns-sandbox.
+    documented endpoint into a method returning plain Lua tables, and the `agentruns`
+    command that puts every endpoint on the command line. The local API sandbox is the
+    separate rock agentruns-sandbox.
   ]==],
   homepage = "https://github.com/agentruns/agentruns",
   license = "MIT",
@@ -20,6 +21,7 @@ description = {
 dependencies = {
   "lua >= 5.1",
   "lua-cjson",
+  "argparse",
 }
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
@@ -40,6 +42,8 @@ build = {
       libdirs = { "$(CURL_LIBDIR)" },
     },
     ["agentruns.call"] = "lua/agentruns/call.lua",
+    ["agentruns.cli.format"] = "lua/agentruns/cli/format.lua",
+    ["agentruns.cli"] = "lua/agentruns/cli/init.lua",
     ["agentruns.client"] = "lua/agentruns/client.lua",
     ["agentruns.compat"] = "lua/agentruns/compat.lua",
     ["agentruns.errors"] = "lua/agentruns/errors.lua",
@@ -65,6 +69,9 @@ build = {
     ["agentruns.transport.ngx"] = "lua/agentruns/transport/ngx.lua",
     ["agentruns.transport.ngx_exchange"] = "lua/agentruns/transport/ngx_exchange.lua",
     ["agentruns.url"] = "lua/agentruns/url.lua",
+  },
+  install = {
+    bin = { ["agentruns"] = "bin/agentruns" },
   },
 }
 test_dependencies = { "busted" }

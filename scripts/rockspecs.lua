@@ -55,8 +55,9 @@ description = {
   detailed = [==[
     A C core on libcurl (connection reuse, concurrent transfers over curl multi, a
     WHATWG-conformant Server-Sent Events parser) with a thin Lua layer that turns each
-    documented endpoint into a method returning plain Lua tables. The local API sandbox is
-    the separate rock agentruns-sandbox.
+    documented endpoint into a method returning plain Lua tables, and the `agentruns`
+    command that puts every endpoint on the command line. The local API sandbox is the
+    separate rock agentruns-sandbox.
   ]==],
   homepage = "]] .. REPO .. [[",
   license = "MIT",
@@ -65,6 +66,7 @@ description = {
 dependencies = {
   "lua >= 5.1",
   "lua-cjson",
+  "argparse",
 }
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
@@ -86,6 +88,9 @@ build = {
     },
 ]] .. modules(lib, "    ") .. [[
 
+  },
+  install = {
+    bin = { ["agentruns"] = "bin/agentruns" },
   },
 }
 test_dependencies = { "busted" }

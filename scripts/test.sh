@@ -97,6 +97,8 @@ tree_works() { # tree lua-version interpreter
       assert(a.sse.parser and a.curl.session and a.sse.version == a._VERSION and a.curl.version == a._VERSION)
       assert(a.toolregistry.new and a.happyrobot.new and a.humm.new and a.gather)
     ' || return 1
+  "$tree/bin/agentruns" toolregistry --help | grep -q 'create_run *POST /v1/runs' ||
+    { echo "the agentruns command does not run from $tree"; return 1; }
   [ -x "$tree/bin/agentruns-sandbox" ] || return 0
   first=$(timeout 20 "$tree/bin/agentruns-sandbox" --port 0 --exit-on-stdin-eof </dev/null 2>&1 | head -n 1)
   case "$first" in "listening on http://127.0.0.1:"*) ;; *) echo "the sandbox did not start: $first"; return 1 ;; esac
