@@ -19,7 +19,7 @@
 #define AGR_PARSER_MT "agentruns.SSEParser"
 #define AGR_SESSION_MT "agentruns.Session"
 #define AGR_TRANSFER_MT "agentruns.Transfer"
-#define AGR_ERROR_MT "agentruns.Error"
+#define AGR_ERROR_MT "agentruns.CoreError" /* the C modules' own; agentruns.errors makes agentruns.Error */
 #define AGR_NULL_MT "agentruns.Null"
 #define AGR_NULL_KEY "agentruns.null" /* registry field holding core.null */
 

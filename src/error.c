@@ -2,7 +2,7 @@
  * error.c -- runtime failures as values.
  *
  * A failure is a plain table { kind = ..., message = ..., ... } whose
- * metatable (agentruns.Error, exported as core.error_metatable so the Lua
+ * metatable (agentruns.CoreError, exported as error_metatable so the Lua
  * layer can extend it) gives it a one-line __tostring. It is returned as the
  * second value after nil, never raised.
  */
@@ -27,7 +27,7 @@ void agr_new_error(lua_State *L, const char *kind, const char *message) {
   luaL_setmetatable(L, AGR_ERROR_MT);
 }
 
-/* Create the metatable and set core.error_metatable in the table on top. */
+/* Create the metatable (once per state) and set error_metatable in the module table on top. */
 void agr_open_error(lua_State *L) {
   luaL_newmetatable(L, AGR_ERROR_MT);
   lua_pushcfunction(L, error_tostring);

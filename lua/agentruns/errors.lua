@@ -113,6 +113,23 @@ function M.raise(err)
   error(message, 0)
 end
 
+--[[
+Make `class` (with :next() -> value | nil | nil, err, and :close()) work as a
+generic for: calling it gives the next value and raises an error through
+M.raise (so it prints its line even on Lua 5.1), and leaving a Lua 5.4 for
+loop, or collection, closes it.
+]]
+function M.iterable(class)
+  class.__call = function(self)
+    local v, err = self:next()
+    if err then M.raise(err) end
+    return v
+  end
+  class.__close = class.close
+  class.__gc = class.close
+  return class
+end
+
 --- The error value behind `caught` (what pcall gave back): `caught` itself
 --- when it is an error value, the value `M.raise` raised as that string on
 --- Lua 5.1, else nil.

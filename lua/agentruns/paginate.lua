@@ -124,13 +124,7 @@ function Iterator:close()
   self.items, self.index = {}, 1
 end
 
-Iterator.__call = function(self)
-  local item, err = self:next()
-  if err then errors.raise(err) end -- prints its line uncaught, even on Lua 5.1
-  return item
-end
-Iterator.__close = Iterator.close
-Iterator.__gc = Iterator.close
+errors.iterable(Iterator)
 Iterator.__name = "agentruns.Iterator"
 
 --- The `each_*` method of endpoint `ep`: path values..., params, options.

@@ -269,13 +269,7 @@ function Stream:last_event_id()
   return id
 end
 
-Stream.__call = function(self)
-  local ev, err = self:next()
-  if err then errors.raise(err) end -- prints its line uncaught, even on Lua 5.1
-  return ev
-end
-Stream.__close = Stream.close
-Stream.__gc = Stream.close
+errors.iterable(Stream)
 
 --- Open the stream endpoint `ep` with a method's arguments. Returns the Stream
 --- four times over as the generic-for triple plus closing value.
