@@ -21,7 +21,7 @@
 #define AGR_TRANSFER_MT "agentruns.Transfer"
 #define AGR_ERROR_MT "agentruns.CoreError" /* the C modules' own; agentruns.errors makes agentruns.Error */
 #define AGR_NULL_MT "agentruns.Null"
-#define AGR_NULL_KEY "agentruns.null" /* registry field holding core.null */
+#define AGR_NULL_KEY "agentruns.null" /* registry field holding sse.null */
 
 #define AGR_DEFAULT_MAX_EVENT (16u * 1024u * 1024u)
 
