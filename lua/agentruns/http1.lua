@@ -34,7 +34,8 @@ local M = {}
 
 M.MAX_HEADER_BYTES = 256 * 1024
 local MAX_CHUNK_LINE = 4096
-local TOKEN = "^[%w!#$%%&'*+.^_`|~-]+$"
+local TOKEN = "^[%w!#$%%&'*+.^_`|~-]+$" -- an RFC 9110 token: header names, methods
+M.TOKEN = TOKEN
 
 local function trim(s)
   local i, j = 1, #s
@@ -42,10 +43,8 @@ local function trim(s)
   while j >= i and (byte(s, j) == 32 or byte(s, j) == 9) do j = j - 1 end
   return sub(s, i, j)
 end
-M.trim = trim
-
---- True when the comma-separated header value `list` holds `token` (lower case).
-function M.has_token(list, token)
+-- True when the comma-separated header value `list` holds `token` (lower case).
+local function has_token(list, token)
   if not list then return false end
   for item in list:gmatch("[^,]+") do
     if lower(trim(item)) == token then return true end
@@ -107,7 +106,7 @@ end
 -- Decide how the body is delimited, once the headers are in (RFC 9112 6.3).
 local function frame(self)
   local h, status = self.headers, self.status
-  self.keep = self.version == "1.1" and status ~= 101 and not M.has_token(h.connection, "close")
+  self.keep = self.version == "1.1" and status ~= 101 and not has_token(h.connection, "close")
   if self.method == "HEAD" or status < 200 or status == 204 or status == 304 then
     self.state = "done"
   elseif h["transfer-encoding"] then

@@ -28,7 +28,7 @@ local READ_SIZE = 65536
 local DEFAULT_MAX_BODY = 64 * 1024 * 1024
 local DEFAULT_CONNECT_TIMEOUT = 300 -- as libcurl
 local NO_LIMIT = 86400           -- seconds: one socket operation when nothing else bounds it
-local TOKEN = "^[%w!#$%%&'*+.^_`|~-]+$"
+local TOKEN = http1.TOKEN
 M.NO_LIMIT = NO_LIMIT
 
 function M.failure(kind, message, sent, status)
