@@ -16,13 +16,13 @@ Tasks run whenever the scheduler runs: during gather(), task:join(), and
 while code outside any task waits for a call (a blocking wait steps the
 scheduler too). Outside a task, the library blocks exactly as before.
 ]]
+local compat = require "agentruns.compat"
 local host = require "agentruns.host"
 local runtime = require "agentruns.runtime"
 local taskerror = require "agentruns.taskerror"
 
 local M = {}
 
-local compat = require "agentruns.compat"
 local pack, unpack = compat.pack, compat.unpack
 
 local tasks = {}        -- runnable or waiting tasks, in spawn order
@@ -131,7 +131,7 @@ end
 function NgxTask:join()
   self.state.joined = true
   if not self.result then
-    local out = pack(rawget(_G, "ngx").thread.wait(self.thread))
+    local out = pack(host.ngx().thread.wait(self.thread))
     if out[1] then
       self.result = pack(unpack(out, 2, out.n))
     else
@@ -148,7 +148,7 @@ function M.spawn(fn, ...)
   if host.cosockets() then -- nginx light threads
     local task = setmetatable({ state = {} }, NgxTask)
     task.guard = taskerror.guard(task.state)
-    task.thread = rawget(_G, "ngx").thread.spawn(function(...)
+    task.thread = host.ngx().thread.spawn(function(...)
       local args = pack(...)
       -- caught here (LuaJIT yields across xpcall), so the error keeps its traceback
       local out = pack(xpcall(function() return fn(unpack(args, 1, args.n)) end,
@@ -186,8 +186,8 @@ end
 
 --[[
 Wait for the task and return what its function returned (or nil and the
-error it raised, with its traceback: see agentruns.taskerror). Inside another task this yields; outside, it drives the
-scheduler.
+error it raised, with its traceback: see agentruns.taskerror). Inside
+another task this yields; outside, it drives the scheduler.
 ]]
 function Task:join()
   self.state.joined = true
