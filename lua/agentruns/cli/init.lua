@@ -210,10 +210,11 @@ function M.run(argv, env)
       if m.kind ~= "each" then usage("--max-items is for each_* methods") end
       per_call = { max_items = tonumber(args.max_items) or args.max_items }
     end
-    call_args[#call_args + 1] = params or (next(m.fields) and {} or nil)
-    call_args[#call_args + 1] = per_call
-    local w = format.writer(fmt, out, { fields = fields, width = env.width })
+    -- by position: a nil before them must not shift params and options
     local n = #m.args + 2
+    call_args[n - 1] = params or (next(m.fields) and {} or nil)
+    call_args[n] = per_call
+    local w = format.writer(fmt, out, { fields = fields, width = env.width })
     if m.kind == "call" then
       local value, e = client[name](client, unpack(call_args, 1, n))
       if value == nil then return e end
