@@ -2,9 +2,7 @@
 local cjson = require "cjson"
 local sandbox = require "spec.support.sandbox"
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = require("spec.support.files").shell_quote
 
 describe("the agentruns command", function()
   local sb, env

@@ -13,9 +13,7 @@ local EXPECT = {
   },
 }
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = require("spec.support.files").shell_quote
 
 local function examples()
   local list = {}

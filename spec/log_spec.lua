@@ -16,9 +16,7 @@ local api = require("spec.support.providers").test_api("logtest", {
 
 local srv
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = require("spec.support.files").shell_quote
 
 -- Everything a list of entries says, as one string (to look for a key in).
 local function dump(v, out)

@@ -22,9 +22,7 @@ local sandbox = require "spec.support.sandbox"
 
 local MODULES = "/usr/lib/nginx/modules/"
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = require("spec.support.files").shell_quote
 
 local function exists(path)
   local f = io.open(path, "r")

@@ -6,9 +6,7 @@ local sandbox = require "spec.support.sandbox"
 
 local THIS = "spec/task_errors_spec%.lua"
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = require("spec.support.files").shell_quote
 
 -- Run `code` in a child interpreter; returns what it wrote to stdout and stderr, apart.
 local function child(code)
@@ -52,22 +50,24 @@ describe("a task's error", function()
   end
 
   it("comes back from join() with a traceback naming the line that raised it", function()
+    local line -- the line that raises, read where it stands so that edits above cannot shift it
     local task = agentruns.spawn(function()
-      error("boom") -- this line
+      line = debug.getinfo(1, "l").currentline; error("boom")
     end)
     local ok, err = task:join()
     assert.is_nil(ok)
-    assert.matches("^" .. THIS .. ":56: boom\nstack traceback:\n", err)
-    assert.matches(THIS .. ":56:", err:match("stack traceback:(.*)$"))
+    assert.matches("^" .. THIS .. ":" .. line .. ": boom\nstack traceback:\n", err)
+    assert.matches(THIS .. ":" .. line .. ":", err:match("stack traceback:(.*)$"))
   end)
 
   it("stays a table when it is one, with the traceback beside kind and status", function()
+    local line
     local task = agentruns.spawn(function()
-      error(errors.new("http", "Run not found", { status = 404 }))
+      line = debug.getinfo(1, "l").currentline; error(errors.new("http", "Run not found", { status = 404 }))
     end)
     local _, err = task:join()
     assert.same({ "http", 404, "http: Run not found (status 404)" }, { err.kind, err.status, tostring(err) })
-    assert.matches("^stack traceback:\n.*" .. THIS .. ":66:", err.traceback)
+    assert.matches("^stack traceback:\n.*" .. THIS .. ":" .. line .. ":", err.traceback)
   end)
 
   it("keeps its traceback in gather's results", function()

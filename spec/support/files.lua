@@ -1,6 +1,11 @@
--- Reading the checkout from specs.
+-- Reading the checkout from specs, and running commands.
 --   files.read(path) -> the whole file;  files.list(command) -> the lines a shell command prints
+--   files.shell_quote(s) -> s as one word for sh
 local M = {}
+
+function M.shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
 
 function M.read(path)
   local f = assert(io.open(path))

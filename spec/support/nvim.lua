@@ -12,9 +12,7 @@ local cjson = require "cjson"
 
 local M = {}
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = require("spec.support.files").shell_quote
 
 --- Run `script` in headless Neovim with `env` added; the script writes JSON to $AGENTRUNS_RESULT.
 function M.run(script, env_extra)

@@ -17,9 +17,7 @@ default 15).
 ]]
 local sandbox = {}
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = require("spec.support.files").shell_quote
 
 -- The interpreter running this process: the lowest arg[] index, else guessed from the version.
 local function interpreter()

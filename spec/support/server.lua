@@ -16,9 +16,7 @@ raises.
 ]]
 local M = {}
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = require("spec.support.files").shell_quote
 
 --- Start `argv` (an array of words); `env` is an optional map of variables.
 function M.start(argv, env)
