@@ -57,6 +57,7 @@ build = {
     ["agentruns.loop"] = "lua/agentruns/loop.lua",
     ["agentruns.observe"] = "lua/agentruns/observe.lua",
     ["agentruns.paginate"] = "lua/agentruns/paginate.lua",
+    ["agentruns.poll"] = "lua/agentruns/poll.lua",
     ["agentruns.request"] = "lua/agentruns/request.lua",
     ["agentruns.retry"] = "lua/agentruns/retry.lua",
     ["agentruns.runtime"] = "lua/agentruns/runtime.lua",

@@ -30,6 +30,7 @@ build = {
     ["agentruns.sandbox.exchange"] = "lua/agentruns/sandbox/exchange.lua",
     ["agentruns.sandbox.faults"] = "lua/agentruns/sandbox/faults.lua",
     ["agentruns.sandbox.happyrobot"] = "lua/agentruns/sandbox/happyrobot.lua",
+    ["agentruns.sandbox.happyrobot_v2"] = "lua/agentruns/sandbox/happyrobot_v2.lua",
     ["agentruns.sandbox.humm"] = "lua/agentruns/sandbox/humm.lua",
     ["agentruns.sandbox.json"] = "lua/agentruns/sandbox/json.lua",
     ["agentruns.sandbox.keys"] = "lua/agentruns/sandbox/keys.lua",

@@ -281,6 +281,72 @@ describe("the wire", function()
                           "page=2&page_size=25&sort=asc", V2), sent())
     end)
 
+    it("GET /api/v2/runs/ (trailing slash): every filter, dates percent-encoded", function()
+      assert(hr:list_legacy_runs { use_case_id = uc, page = 2, page_size = 500, sort = "asc", status = "failed",
+        start_date = "2025-11-01T00:00:00Z", end_date = "2025-11-08T00:00:00Z",
+        completed_start_date = "2025-11-01T00:00:00+01:00", completed_end_date = 1762560000,
+        annotation = "critical" })
+      assert.same(request("GET", P2 .. "/runs/",
+        "annotation=critical&completed_end_date=2025-11-08T00%3A00%3A00Z" ..
+        "&completed_start_date=2025-11-01T00%3A00%3A00%2B01%3A00&end_date=2025-11-08T00%3A00%3A00Z" ..
+        "&page=2&page_size=500&sort=asc&start_date=2025-11-01T00%3A00%3A00Z&status=failed&use_case_id=" .. uc, V2),
+        sent())
+    end)
+
+    it("GET /api/v2/runs/{run_id}/nodes and /outputs/{output_id}", function()
+      local nodes = assert(hr:list_run_nodes(run, { sort = "desc" }))
+      assert.same(request("GET", P2 .. "/runs/" .. run .. "/nodes", "sort=desc", V2), sent())
+      local node = nodes.data[1]
+      ctl.clear()
+      assert(hr:list_run_nodes(run, { node_persistent_id = node.node_persistent_id }))
+      assert.same(request("GET", P2 .. "/runs/" .. run .. "/nodes", "node_persistent_id=" .. node.node_persistent_id,
+                          V2), sent())
+      ctl.clear()
+      assert(hr:get_run_output(run, node.output_id))
+      assert.same(request("GET", P2 .. "/runs/" .. run .. "/outputs/" .. node.output_id, "", V2), sent())
+    end)
+
+    it("POST /api/v2/runs/{run_id}/mark: the annotation and the correction as JSON", function()
+      assert(hr:mark_run(run, { annotation = "incorrect", correction = "Quoted the rate \"too early\"" }))
+      assert.same(request("POST", P2 .. "/runs/" .. run .. "/mark", "", V2,
+        '{"annotation":"incorrect","correction":"Quoted the rate \\"too early\\""}'), sent())
+    end)
+
+    it("GET /api/v2/runs/{run_id}/flags and /audits", function()
+      assert(hr:list_run_flags(run, { page = 1, page_size = 10, sort = "asc" }))
+      assert.same(request("GET", P2 .. "/runs/" .. run .. "/flags", "page=1&page_size=10&sort=asc", V2), sent())
+      ctl.clear()
+      assert(hr:list_run_audits(run))
+      assert.same(request("GET", P2 .. "/runs/" .. run .. "/audits", "", V2), sent())
+    end)
+
+    it("GET /api/v2/sessions/ (trailing slash), /sessions/{id} and its messages", function()
+      local session = assert(hr:list_run_sessions(run)).data[1]
+      ctl.clear()
+      assert(hr:list_sessions { caller_id = session.user_number, start_date = "2025-10-01T00:00:00Z",
+                                end_date = "2026-01-01T00:00:00Z",
+                                page = 1, page_size = 20, sort = "desc" })
+      assert.same(request("GET", P2 .. "/sessions/", "caller_id=%2B" .. session.user_number:sub(2) ..
+        "&end_date=2026-01-01T00%3A00%3A00Z&page=1&page_size=20&sort=desc&start_date=2025-10-01T00%3A00%3A00Z", V2),
+        sent())
+      ctl.clear()
+      assert(hr:get_session(session.id))
+      assert.same(request("GET", P2 .. "/sessions/" .. session.id, "", V2), sent())
+      ctl.clear()
+      assert(hr:list_session_messages(session.id, { page_size = 100, sort = "asc" }))
+      assert.same(request("GET", P2 .. "/sessions/" .. session.id .. "/messages", "page_size=100&sort=asc", V2), sent())
+    end)
+
+    it("GET /api/v2/sessions/{id}/stream: an event stream, the backfill as asked", function()
+      local session = assert(hr:list_run_sessions(run)).data[1]
+      ctl.clear()
+      local stream = hr:stream_session(session.id, { backfillLimit = 2 })
+      local messages = support.drain(stream)
+      assert.equal(2, #messages)
+      assert.same(request("GET", P2 .. "/sessions/" .. session.id .. "/stream", "backfillLimit=2", V2, nil, true),
+                  sent())
+    end)
+
     it("sends the same requests from the base URL without /api/v1", function()
       local plain = agentruns.happyrobot.new { api_key = sb.keys.happyrobot.api_key,
         organization_id = sb.keys.happyrobot.organization_id, base_url = sb.url .. "/happyrobot" }

@@ -233,6 +233,18 @@ function toolregistry:stream_events(runId, query, options) end
 ---@return any
 function toolregistry:wait_run(run_id, opts) end
 
+---@class agentruns.HappyRobot.each_legacy_run.query
+---@field annotation? "correct"|"incorrect"|"critical" one of correct, incorrect, critical
+---@field completed_end_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+---@field completed_start_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+---@field end_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+---@field page? integer integer of at least 1
+---@field page_size? integer integer from 1 to 2000
+---@field sort? "asc"|"desc" one of asc, desc
+---@field start_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+---@field status? "scheduled"|"running"|"completed"|"canceled"|"failed" one of scheduled, running, completed, canceled, failed
+---@field use_case_id string UUID string
+
 ---@class agentruns.HappyRobot.each_run.query
 ---@field completed_end? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
 ---@field completed_start? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
@@ -245,7 +257,25 @@ function toolregistry:wait_run(run_id, opts) end
 ---@field status? "scheduled"|"running"|"completed"|"canceled"|"failed" one of scheduled, running, completed, canceled, failed
 ---@field use_case_id string UUID string
 
+---@class agentruns.HappyRobot.each_run_flag.query
+---@field page? integer integer of at least 1
+---@field page_size? integer integer from 1 to 100
+---@field sort? "asc"|"desc" one of asc, desc
+
 ---@class agentruns.HappyRobot.each_run_session.query
+---@field page? integer integer of at least 1
+---@field page_size? integer integer from 1 to 100
+---@field sort? "asc"|"desc" one of asc, desc
+
+---@class agentruns.HappyRobot.each_session.query
+---@field caller_id string non-empty string
+---@field end_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+---@field page? integer integer of at least 1
+---@field page_size? integer integer from 1 to 100
+---@field sort? "asc"|"desc" one of asc, desc
+---@field start_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+
+---@class agentruns.HappyRobot.each_session_message.query
 ---@field page? integer integer of at least 1
 ---@field page_size? integer integer from 1 to 100
 ---@field sort? "asc"|"desc" one of asc, desc
@@ -263,9 +293,30 @@ function toolregistry:wait_run(run_id, opts) end
 ---@field run_id? string UUID string
 ---@field use_case_id? string UUID string
 
+---@class agentruns.HappyRobot.list_legacy_runs.query
+---@field annotation? "correct"|"incorrect"|"critical" one of correct, incorrect, critical
+---@field completed_end_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+---@field completed_start_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+---@field end_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+---@field page? integer integer of at least 1
+---@field page_size? integer integer from 1 to 2000
+---@field sort? "asc"|"desc" one of asc, desc
+---@field start_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+---@field status? "scheduled"|"running"|"completed"|"canceled"|"failed" one of scheduled, running, completed, canceled, failed
+---@field use_case_id string UUID string
+
 ---@class agentruns.HappyRobot.list_recordings.query
 ---@field session_id? string string
 ---@field url_expires_in_days? number number of at least 0
+
+---@class agentruns.HappyRobot.list_run_flags.query
+---@field page? integer integer of at least 1
+---@field page_size? integer integer from 1 to 100
+---@field sort? "asc"|"desc" one of asc, desc
+
+---@class agentruns.HappyRobot.list_run_nodes.query
+---@field node_persistent_id? string UUID string
+---@field sort? "asc"|"desc" one of asc, desc
 
 ---@class agentruns.HappyRobot.list_run_sessions.query
 ---@field page? integer integer of at least 1
@@ -284,6 +335,19 @@ function toolregistry:wait_run(run_id, opts) end
 ---@field status? "scheduled"|"running"|"completed"|"canceled"|"failed" one of scheduled, running, completed, canceled, failed
 ---@field use_case_id string UUID string
 
+---@class agentruns.HappyRobot.list_session_messages.query
+---@field page? integer integer of at least 1
+---@field page_size? integer integer from 1 to 100
+---@field sort? "asc"|"desc" one of asc, desc
+
+---@class agentruns.HappyRobot.list_sessions.query
+---@field caller_id string non-empty string
+---@field end_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+---@field page? integer integer of at least 1
+---@field page_size? integer integer from 1 to 100
+---@field sort? "asc"|"desc" one of asc, desc
+---@field start_date? string|integer ISO-8601 date-time string, or seconds since the epoch (os.time())
+
 ---@class agentruns.HappyRobot.list_use_case_runs.query
 ---@field limit? integer integer from 1 to 5000
 ---@field offset? integer integer of at least 0
@@ -292,6 +356,13 @@ function toolregistry:wait_run(run_id, opts) end
 ---@class agentruns.HappyRobot.list_versions.query
 ---@field use_case_id string UUID string
 ---@field with_changelog? boolean boolean
+
+---@class agentruns.HappyRobot.mark_run.body
+---@field annotation "correct"|"incorrect"|"critical" one of correct, incorrect, critical
+---@field correction? string string
+
+---@class agentruns.HappyRobot.stream_session.query
+---@field backfillLimit? integer integer from 0 to 1000
 
 ---@class agentruns.HappyRobot
 local happyrobot = {}
@@ -304,6 +375,14 @@ local happyrobot = {}
 ---@return agentruns.Error? err
 function happyrobot:cancel_run(run_id, options) end
 
+--- `GET /api/v2/runs/`: every item of every page
+--- An iterator over all pages of `list_legacy_run`-style calls (the next page is fetched while the loop works on this one); `it:next()` returns item, nil, or nil, err.
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param query? agentruns.HappyRobot.each_legacy_run.query
+---@param options? agentruns.CallOptions
+---@return agentruns.Iterator
+function happyrobot:each_legacy_run(query, options) end
+
 --- `GET /api/v1/runs`: every item of every page
 --- An iterator over all pages of `list_run`-style calls (the next page is fetched while the loop works on this one); `it:next()` returns item, nil, or nil, err.
 --- Retried on connection failures, 408, 429 and 5xx.
@@ -311,6 +390,15 @@ function happyrobot:cancel_run(run_id, options) end
 ---@param options? agentruns.CallOptions
 ---@return agentruns.Iterator
 function happyrobot:each_run(query, options) end
+
+--- `GET /api/v2/runs/{run_id}/flags`: every item of every page
+--- An iterator over all pages of `list_run_flag`-style calls (the next page is fetched while the loop works on this one); `it:next()` returns item, nil, or nil, err.
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param run_id string UUID string
+---@param query? agentruns.HappyRobot.each_run_flag.query
+---@param options? agentruns.CallOptions
+---@return agentruns.Iterator
+function happyrobot:each_run_flag(run_id, query, options) end
 
 --- `GET /api/v2/runs/{run_id}/sessions`: every item of every page
 --- An iterator over all pages of `list_run_session`-style calls (the next page is fetched while the loop works on this one); `it:next()` returns item, nil, or nil, err.
@@ -320,6 +408,23 @@ function happyrobot:each_run(query, options) end
 ---@param options? agentruns.CallOptions
 ---@return agentruns.Iterator
 function happyrobot:each_run_session(run_id, query, options) end
+
+--- `GET /api/v2/sessions/`: every item of every page
+--- An iterator over all pages of `list_session`-style calls (the next page is fetched while the loop works on this one); `it:next()` returns item, nil, or nil, err.
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param query? agentruns.HappyRobot.each_session.query
+---@param options? agentruns.CallOptions
+---@return agentruns.Iterator
+function happyrobot:each_session(query, options) end
+
+--- `GET /api/v2/sessions/{session_id}/messages`: every item of every page
+--- An iterator over all pages of `list_session_message`-style calls (the next page is fetched while the loop works on this one); `it:next()` returns item, nil, or nil, err.
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param session_id string UUID string
+---@param query? agentruns.HappyRobot.each_session_message.query
+---@param options? agentruns.CallOptions
+---@return agentruns.Iterator
+function happyrobot:each_session_message(session_id, query, options) end
 
 --- `GET /api/v1/use-cases/{use_case_id}/runs`: every item of every page
 --- An iterator over all pages of `list_use_case_run`-style calls (the next page is fetched while the loop works on this one); `it:next()` returns item, nil, or nil, err.
@@ -337,6 +442,23 @@ function happyrobot:each_use_case_run(use_case_id, query, options) end
 ---@return any result
 ---@return agentruns.Error? err
 function happyrobot:get_run(run_id, options) end
+
+--- `GET /api/v2/runs/{run_id}/outputs/{output_id}`
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param run_id string UUID string
+---@param output_id string UUID string
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function happyrobot:get_run_output(run_id, output_id, options) end
+
+--- `GET /api/v2/sessions/{session_id}`
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param session_id string UUID string
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function happyrobot:get_session(session_id, options) end
 
 --- `GET /api/v1/usage`
 --- Retried on connection failures, 408, 429 and 5xx.
@@ -362,6 +484,11 @@ function happyrobot:get_use_case(use_case_id, options) end
 ---@return agentruns.Error? err
 function happyrobot:get_version(version_id, options) end
 
+--- True when `status` is one a run never leaves.
+---@param status any
+---@return any
+function happyrobot:is_terminal(status) end
+
 --- `GET /api/v1/issues`
 --- Retried on connection failures, 408, 429 and 5xx.
 ---@param query? agentruns.HappyRobot.list_issues.query
@@ -369,6 +496,14 @@ function happyrobot:get_version(version_id, options) end
 ---@return any result
 ---@return agentruns.Error? err
 function happyrobot:list_issues(query, options) end
+
+--- `GET /api/v2/runs/`
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param query? agentruns.HappyRobot.list_legacy_runs.query
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function happyrobot:list_legacy_runs(query, options) end
 
 --- `GET /api/v1/runs/{run_id}/recordings`
 --- Retried on connection failures, 408, 429 and 5xx.
@@ -378,6 +513,32 @@ function happyrobot:list_issues(query, options) end
 ---@return any result
 ---@return agentruns.Error? err
 function happyrobot:list_recordings(run_id, query, options) end
+
+--- `GET /api/v2/runs/{run_id}/audits`
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param run_id string UUID string
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function happyrobot:list_run_audits(run_id, options) end
+
+--- `GET /api/v2/runs/{run_id}/flags`
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param run_id string UUID string
+---@param query? agentruns.HappyRobot.list_run_flags.query
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function happyrobot:list_run_flags(run_id, query, options) end
+
+--- `GET /api/v2/runs/{run_id}/nodes`
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param run_id string UUID string
+---@param query? agentruns.HappyRobot.list_run_nodes.query
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function happyrobot:list_run_nodes(run_id, query, options) end
 
 --- `GET /api/v2/runs/{run_id}/sessions`
 --- Retried on connection failures, 408, 429 and 5xx.
@@ -395,6 +556,23 @@ function happyrobot:list_run_sessions(run_id, query, options) end
 ---@return any result
 ---@return agentruns.Error? err
 function happyrobot:list_runs(query, options) end
+
+--- `GET /api/v2/sessions/{session_id}/messages`
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param session_id string UUID string
+---@param query? agentruns.HappyRobot.list_session_messages.query
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function happyrobot:list_session_messages(session_id, query, options) end
+
+--- `GET /api/v2/sessions/`
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param query? agentruns.HappyRobot.list_sessions.query
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function happyrobot:list_sessions(query, options) end
 
 --- `GET /api/v1/use-cases/{use_case_id}/runs`
 --- Retried on connection failures, 408, 429 and 5xx.
@@ -419,6 +597,34 @@ function happyrobot:list_use_cases(options) end
 ---@return any result
 ---@return agentruns.Error? err
 function happyrobot:list_versions(query, options) end
+
+--- `POST /api/v2/runs/{run_id}/mark`
+--- Not idempotent: retried only when the request provably never reached the server.
+---@param run_id string UUID string
+---@param body? agentruns.HappyRobot.mark_run.body
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function happyrobot:mark_run(run_id, body, options) end
+
+--- `GET /api/v2/sessions/{session_id}/stream`: a live event stream
+--- Yields `{ id, event, data, raw }` in order, each id once, keepalives left out; resumes after drops with Last-Event-ID; ends after its terminal event.
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param session_id string UUID string
+---@param query? agentruns.HappyRobot.stream_session.query
+---@param options? agentruns.CallOptions
+---@return agentruns.Stream
+function happyrobot:stream_session(session_id, query, options) end
+
+--- Poll get_run until the run's status is terminal (completed, canceled, failed) and return the
+--- run. opts: on_update(run) called with the first answer and whenever the status changes;
+--- timeout (seconds; nil waits as long as it takes); interval (first wait between polls, 1 s --
+--- never less than that by default) growing by half each unchanged poll to max_interval (15 s).
+--- A 429 or 503 waits its Retry-After; an error a retry cannot mend is returned.
+---@param run_id any
+---@param opts any
+---@return any
+function happyrobot:wait_run(run_id, opts) end
 
 ---@class agentruns.Humm.create_schedule.body
 ---@field command_id string UUID string

@@ -19,6 +19,12 @@ end the stream with an error. A 204 or a 4xx answer ends it at once (the
 server says the stream is over or the request is wrong); `event_timeout`, if
 set, ends a stream whose server sends nothing but keepalives.
 
+A stream without event ids (HappyRobot's session stream) says how else to hold on in its
+endpoint's `stream` table: `ends_on_close` (the server closing the response is the end, not a
+drop), `backfill`/`max_backfill` (the query parameter that asks a reconnect for the recent past
+again, and how much) and `dedup` (the field of an event's data that names what it carries:
+one already yielded is skipped).
+
 `s:next()` returns the next event, nil at the end, or nil, err. A for loop
 gets events and has the error raised (errors.raise: it prints its line
 uncaught on every Lua; agentruns.errors.from(caught) gives the table).
@@ -77,10 +83,18 @@ end
 
 -- Open a connection, resuming after the last event ID when there is one.
 local function connect(self)
+  local base = self.req
+  if self.spec.backfill and self.connections > 0 then
+    -- no ids to resume from: ask for the recent past again; what was yielded is skipped
+    local params = {}
+    for k, v in pairs(self.params or {}) do params[k] = v end
+    params[self.spec.backfill] = self.spec.max_backfill
+    base = assert(request.build(self.client, self.ep, self.path_values, params, self.opts))
+  end
   local req = {}
-  for k, v in pairs(self.req) do req[k] = v end
+  for k, v in pairs(base) do req[k] = v end
   local headers = {}
-  for i, h in ipairs(self.req.headers) do headers[i] = h end
+  for i, h in ipairs(base.headers) do headers[i] = h end
   local last = self.parser:last_event_id()
   if last == "" then last = self.resume_id end
   if last and last ~= "" then headers[#headers + 1] = "Last-Event-ID: " .. last end
@@ -164,6 +178,20 @@ local function seen(self, id)
   return false
 end
 
+-- Decode the event's data in place (the text kept as raw); false when the endpoint names a
+-- field that identifies what an event carries and an event with that value was yielded before.
+local function fresh(self, ev)
+  local raw = ev.data
+  local data = json.decode(raw)
+  if data == nil then data = raw end
+  ev.data, ev.raw = data, raw
+  local key = self.spec.dedup and type(data) == "table" and data[self.spec.dedup]
+  if key == nil or key == false then return true end
+  if self.seen_keys[key] then return false end
+  self.seen_keys[key] = true
+  return true
+end
+
 -- Check the answer to a new connection once its headers are in.
 local function check_answer(self)
   local status = self.conn:status()
@@ -195,22 +223,16 @@ function Stream:next()
       -- an event that set no id of its own carries the last one: not a replay
       local inherited = ev.id_inherited
       ev.id_inherited = nil
-      if ev.event ~= self.keepalive and (inherited or not seen(self, ev.id)) then
+      if ev.event ~= self.keepalive and (inherited or not seen(self, ev.id)) and fresh(self, ev) then
         self.delivered_since_connect = true
         self.delivered = self.delivered + 1
         self.last_event_at = runtime.now()
-        -- the parser's table becomes the event: data decoded, the text kept as raw
-        local raw = ev.data
-        local data = json.decode(raw)
-        if data == nil then data = raw end
-        ev.data, ev.raw = data, raw
-        local out = ev
         if self.terminal[ev.event] then
           self.finished = true
           ended(self, "end")
           self:close()
         end
-        return out
+        return ev
       end
     end
     if not self.conn then connect(self) end
@@ -225,6 +247,12 @@ function Stream:next()
           "no event for %g seconds (event_timeout); the server sent only keepalives", self.event_timeout),
           error_fields(self, { retryable = true })))
       end
+    elseif batch == false and self.spec.ends_on_close then -- the server's way to say it is over
+      answered(self, self.conn and self.conn:status())
+      self.finished = true
+      ended(self, "end")
+      self:close()
+      return nil
     elseif batch == false then -- the server ended the response without the terminal event
       answered(self, self.conn and self.conn:status())
       if not reconnect(self, errors.new("network", "the server closed the stream before its end event",
@@ -275,7 +303,9 @@ errors.iterable(Stream)
 --- four times over as the generic-for triple plus closing value.
 function M.open(client, ep, ...)
   local path_values, params, opts = request.split_args(ep, ...)
-  local self = setmetatable({ client = client, queue = {}, qi = 1, seen_ids = {}, seen_count = 0,
+  local self = setmetatable({ client = client, ep = ep, spec = ep.stream, path_values = path_values,
+                              params = params, opts = opts, seen_keys = {},
+                              queue = {}, qi = 1, seen_ids = {}, seen_count = 0,
                               failures = 0, connections = 0, delivered = 0, terminal = {},
                               keepalive = ep.stream.keepalive,
                               last_event_at = runtime.now(), max_reconnects = M.defaults.max_reconnects }, Stream)

@@ -54,8 +54,10 @@ function M.control(sb)
   local ctl = {}
 
   -- One control request; raises unless it answers `expect`.
-  local function call(method, path, expect)
-    local t = session:request { url = sb.url .. path, method = method, timeout = TIMEOUT }
+  local function call(method, path, expect, body)
+    local t = session:request { url = sb.url .. path, method = method, timeout = TIMEOUT,
+                                body = body and cjson.encode(body),
+                                headers = body and { "Content-Type: application/json" } or nil }
     local res, err = t:wait()
     t:close()
     assert(res, err and tostring(err))
@@ -85,6 +87,21 @@ function M.control(sb)
   --- Re-seed every API (created objects gone, ids as at start).
   function ctl.reset()
     call("POST", "/_sandbox/reset", 200)
+  end
+
+  --- Queue faults (POST /_sandbox/faults): one entry `{ path, method, fault, times }` or a list.
+  function ctl.faults(entries)
+    return call("POST", "/_sandbox/faults", 201, entries).queued
+  end
+
+  --- Start a live run (POST /_sandbox/<provider>/runs) whose status changes every `step` seconds.
+  function ctl.live_run(provider, opts)
+    return call("POST", "/_sandbox/" .. provider .. "/runs", 201, opts or {})
+  end
+
+  --- One step of a live run started with `manual = true`; returns its status after the step.
+  function ctl.advance(provider, id)
+    return call("POST", "/_sandbox/" .. provider .. "/runs/" .. id .. "/advance", 200, {}).status
   end
 
   function ctl.close()

@@ -114,6 +114,42 @@ function control.new(sandbox)
     ex:json(200, { status = "reset" })
   end)
 
+  -- Live runs whose status changes over time, for waiting and watching (see each provider).
+  -- Body: { outcome = "completed"|"failed", step = seconds (0.01-10), manual = true (steps only on
+  -- POST .../runs/{id}/advance), messages = n (0-200), use_case_id / schedule_id = where the run
+  -- belongs (else the first) }.
+  local function live_run(provider, outcomes)
+    return function(ex)
+      local body = ex.body ~= "" and json.decode(ex.body) or {}
+      if type(body) ~= "table" then return fail(ex, 400, "the body must be a JSON object") end
+      local opts = { outcome = body.outcome or outcomes[1], step = body.step or 0.5, messages = body.messages or 4,
+                     manual = body.manual == true, use_case_id = body.use_case_id, schedule_id = body.schedule_id }
+      if not params.one_of(opts.outcome, outcomes) then
+        return fail(ex, 400, "outcome must be one of: " .. table.concat(outcomes, ", "))
+      end
+      if type(opts.step) ~= "number" or opts.step < 0.01 or opts.step > 10 then
+        return fail(ex, 400, "step must be a number of seconds between 0.01 and 10")
+      end
+      local n = opts.messages
+      if type(n) ~= "number" or n % 1 ~= 0 or n < 0 or n > 200 then
+        return fail(ex, 400, "messages must be an integer between 0 and 200")
+      end
+      ex:json(201, sandbox.providers[provider].start_live_run(opts))
+    end
+  end
+  -- One step of a live run started with `manual = true`: { status = its status after the step }.
+  local function advance(provider)
+    return function(ex, p)
+      local status = sandbox.providers[provider].advance_live_run(p.id)
+      if not status then return fail(ex, 404, "no manual live run " .. p.id) end
+      ex:json(200, { id = p.id, status = status })
+    end
+  end
+  for _, provider in ipairs { "happyrobot", "humm" } do
+    c:add("POST", "/_sandbox/" .. provider .. "/runs", live_run(provider, { "completed", "failed" }))
+    c:add("POST", "/_sandbox/" .. provider .. "/runs/{id}/advance", advance(provider))
+  end
+
   local api = router.new()
 
   api:add("GET", "/_sandbox/slow", function(ex)

@@ -1,5 +1,5 @@
--- HappyRobot emulation: Platform API v1 (read-only runs, use cases, versions, issues, usage)
--- and the two v2 run endpoints (cancel, sessions).
+-- HappyRobot emulation: Platform API v1 (read-only runs, use cases, versions, issues, usage);
+-- API v2 is in happyrobot_v2.lua, on the same data, and live runs are started from here.
 --
 -- Data: three use cases with three versions each (with changelogs) and 300 runs across every
 -- status, each with `action` and `session` events, issues, recordings and usage derived from
@@ -15,6 +15,8 @@ local data = require "agentruns.sandbox.data"
 local json = require "agentruns.sandbox.json"
 local params = require "agentruns.sandbox.params"
 local router = require "agentruns.sandbox.router"
+local happyrobot_v2 = require "agentruns.sandbox.happyrobot_v2"
+local cqueues = require "cqueues"
 
 local null, array = json.null, json.array
 
@@ -341,12 +343,7 @@ function happyrobot.new(context)
     ex:json(status, { message = message })
   end
 
-  local function fail_v2(ex, status, message)
-    local names = { [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden",
-      [404] = "Not Found", [429] = "Too Many Requests", [500] = "Internal Server Error",
-      [502] = "Bad Gateway", [503] = "Service Unavailable" }
-    ex:json(status, { error = names[status] or "Error", message = message, statusCode = status, details = null })
-  end
+  local fail_v2 = happyrobot_v2.fail
 
   local function bearer_ok(ex)
     local auth = ex:header("authorization")
@@ -418,11 +415,10 @@ function happyrobot.new(context)
     return value
   end
 
-  local function find_run(ex, run_id, v2)
-    local f = v2 and fail_v2 or fail
-    if not data.is_uuid(run_id) then f(ex, 400, "run_id must be a UUID.") return nil end
+  local function find_run(ex, run_id)
+    if not data.is_uuid(run_id) then fail(ex, 400, "run_id must be a UUID.") return nil end
     local run = set.by_id[run_id]
-    if not run then f(ex, 404, "The run was not found.") return nil end
+    if not run then fail(ex, 404, "The run was not found.") return nil end
     return run
   end
 
@@ -656,84 +652,96 @@ function happyrobot.new(context)
     ex:json(200, out)
   end)
 
-  local v2 = router.new()
-
-  local function auth_v2(ex)
-    local ok, message = bearer_ok(ex)
-    if not ok then fail_v2(ex, 401, message) return false end
-    return true
+  -- Issues opened by a v2 mark: numbered, so that their ids do not depend on what came before.
+  local marks = 0
+  local function open_issue(run, fields)
+    marks = marks + 1
+    local issue = new_issue(data.generator(context.seed, "happyrobot-mark/" .. marks), run,
+      set.use_case_by_id[run.use_case_id])
+    for k, v in pairs(fields) do issue[k] = v end
+    issue.status, issue.updated_at = "open", issue.created_at
+    run.issues[#run.issues + 1] = issue
+    set.issues[#set.issues + 1] = issue
+    return issue
   end
 
-  v2:add("POST", "/runs/{run_id}/cancel", function(ex, p)
-    if not auth_v2(ex) then return end
-    local run = find_run(ex, p.run_id, true)
-    if not run then return end
-    if run.status ~= "running" and run.status ~= "scheduled" then
-      return fail_v2(ex, 400, "The run cannot be canceled in status '" .. run.status .. "'.")
-    end
-    local now = context.now()
-    run.status, run.completed_at, run.completed_time = "canceled", data.iso_ms(now), data.ms(now)
-    for _, ev in ipairs(run.events) do
-      if ev.type == "session" and ev.duration == null then
-        ev.duration = math.max(0, math.floor(now - run.time / 1000))
-      end
-    end
-    ex:json(200, { status = "canceled" })
-  end)
+  local v2 = happyrobot_v2.new(context, set, {
+    org = org, new_issue = open_issue,
+    auth = function(ex)
+      local ok, message = bearer_ok(ex)
+      if not ok then fail_v2(ex, 401, message) return false end
+      return true
+    end,
+  })
 
-  v2:add("GET", "/runs/{run_id}/sessions", function(ex, p)
-    if not auth_v2(ex) then return end
-    local run = find_run(ex, p.run_id, true)
-    if not run then return end
-    local page = params.integer(ex:query("page") or "1")
-    if not page or page < 1 then return fail_v2(ex, 400, "page must be an integer >= 1.") end
-    local size = params.integer(ex:query("page_size") or "50")
-    if not size or size < 1 or size > 100 then
-      return fail_v2(ex, 400, "page_size must be an integer between 1 and 100.")
-    end
-    local sort = ex:query("sort") or "desc"
-    if not params.one_of(sort, SORTS) then return fail_v2(ex, 400, "sort must be one of: asc, desc.") end
-    local sessions = {}
-    for _, ev in ipairs(run.events) do
-      if ev.type == "session" then sessions[#sessions + 1] = ev end
-    end
-    table.sort(sessions, function(a, b)
-      if a.timestamp ~= b.timestamp then
-        if sort == "asc" then return a.timestamp < b.timestamp end
-        return a.timestamp > b.timestamp
+  --[[
+  A live run (POST /_sandbox/happyrobot/runs): scheduled at once; a step later running, with one
+  session whose `messages` messages are said one a step; a step after the last the session ends
+  and the run takes `outcome` (completed or failed). A cancel stops it. A step is `step`
+  seconds, driven on the server's controller, or, with `manual`, one call of
+  POST /_sandbox/happyrobot/runs/{id}/advance. A reset leaves it going on the data it replaced.
+  ]]
+  local lives, live_runs = 0, {}
+  local function start_live_run(opts)
+    lives = lives + 1
+    local gen = data.generator(context.seed, "happyrobot-live/" .. lives)
+    local uc = set.use_case_by_id[opts.use_case_id or ""] or set.use_cases[1]
+    local started = context.now()
+    local run = new_run(gen, org, uc, started, "scheduled")
+    local session = new_session(gen, started + 1, 0, true)
+    table.insert(uc.runs, 1, run)
+    table.insert(set.runs, 1, run)
+    set.by_id[run.id] = run
+    set.index_session(run, session)
+    -- One phase; false once the run has ended (or was canceled).
+    local function advance()
+      local now = context.now()
+      if run.status == "scheduled" then
+        run.status = "running"
+        table.insert(run.events, 2, session)
+      elseif run.status ~= "running" then
+        return false
+      elseif #session.messages < opts.messages then
+        local role = #session.messages % 2 == 0 and "assistant" or "user"
+        local line = gen:pick(role == "assistant" and ASSISTANT_LINES or USER_LINES)
+        session.messages[#session.messages + 1] = new_message(gen, session.id, role, line, now)
+      else
+        session.duration = math.max(1, math.floor(now - started))
+        local outcome = opts.outcome == "failed" and "error" or gen:pick(OUTCOMES)
+        run.events[#run.events + 1] = new_action(gen, run.id, now, "AI", "Classify call", "classify-1",
+          { outcome = outcome })
+        run.data[uc.columns[2]] = outcome
+        run.status, run.completed_at, run.completed_time = opts.outcome, data.iso_ms(now), data.ms(now)
       end
-      return a.id < b.id
-    end)
-    local items = array()
-    for _, s in ipairs(params.slice(sessions, (page - 1) * size, size)) do
-      items[#items + 1] = {
-        id = s.id, org_id = org, use_case_id = run.use_case_id, version_id = run.version_id,
-        run_id = run.id, user_number = "+1555" .. s.id:gsub("%D", ""):sub(1, 7),
-        status = s.duration == null and "in-progress" or (s.sip_code ~= null and "failed" or "completed"),
-        type = "outbound", duration = s.duration, timestamp = s.timestamp,
-        call_connected_at = s.sip_code == null and s.timestamp or null,
-        sip_code = s.sip_code, sip_reason = s.sip_reason,
-        failure_reason = s.sip_code ~= null and "busy" or null,
-        llm_model = "gpt-4o", stt_model = "nova-2", tts_model = "sonic", voice_id = "ava",
-        languages = array { "en" },
-      }
+      happyrobot_v2.condition(session):signal()
+      return run.status == "scheduled" or run.status == "running"
     end
-    local total_pages = math.ceil(#sessions / size)
-    ex:json(200, {
-      data = items,
-      pagination = {
-        page = page, page_size = size, total_pages = total_pages, total_records = #sessions,
-        has_next_page = page < total_pages, has_previous_page = page > 1,
-      },
-    })
-  end)
+    if opts.manual then
+      live_runs[run.id] = advance
+    else
+      context.cq:wrap(function()
+        repeat cqueues.sleep(opts.step) until not advance()
+        happyrobot_v2.condition(session):signal()
+      end)
+    end
+    return { id = run.id, use_case_id = uc.id, session_id = session.id }
+  end
+
+  -- One step of a manual live run: its status after it, or nil for an unknown run.
+  local function advance_live_run(id)
+    local advance = live_runs[id]
+    if not advance then return nil end
+    advance()
+    return set.by_id[id].status
+  end
 
   return {
     mounts = {
       { prefix = "/happyrobot/api/v1", router = v1, fail = fail },
-      { prefix = "/happyrobot/api/v2", router = v2, fail = fail_v2 },
+      { prefix = "/happyrobot/api/v2", router = v2, fail = happyrobot_v2.fail },
     },
     data = set,
+    start_live_run = start_live_run, advance_live_run = advance_live_run,
   }
 end
 
