@@ -4,7 +4,8 @@ The tour: one script that touches all three APIs.
   1. ToolRegistry: create a run that asks for approval, print its events live
      with a progress line, approve it when it pauses, print the result.
   2. HappyRobot: list a use case's failed runs with their issue counts (the
-     run details are fetched concurrently with agentruns.gather).
+     run details are fetched concurrently with agentruns.gather), then the
+     transcript of a completed run's first call (API v2).
   3. Humm: a schedule's run history as a small table with a success rate.
 
 Configuration comes from the environment, as for any agentruns client:
@@ -92,6 +93,19 @@ for i, r in ipairs(failed) do
 end
 if #failed > 10 then printf("  ... and %d more\n", #failed - 10) end
 printf("%d failed runs, %d with issues\n", #failed, with_issues)
+
+printf("\n== HappyRobot v2: the transcript of a run's first call\n")
+-- the second: the newest is a campaign of one-message calls
+local completed = assert(hr:list_runs { use_case_id = use_case_id, status = "completed", limit = 2 })[2]
+local session = assert(hr:list_run_sessions(completed.id, { page_size = 1, sort = "asc" })).data[1]
+printf("session %s, %s, %s s, caller %s\n", session.id, session.status, tostring(session.duration),
+       session.user_number)
+local said = 0
+for m in hr:each_session_message(session.id) do
+  said = said + 1
+  printf("  %-9s %s\n", m.role, tostring(m.content))
+end
+printf("%d messages\n", said)
 
 -- 3. Humm --------------------------------------------------------------------
 local humm = agentruns.humm.new()

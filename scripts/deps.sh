@@ -6,7 +6,7 @@ set -eu
 PACKAGES="gcc make pkg-config cppcheck openssl clang libclang-rt-14-dev libfuzzer-14-dev valgrind
   libcurl4-openssl-dev lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev luajit2 libluajit2-5.1-dev
   lua-cjson lua-busted lua-check luarocks lua-http lua-cqueues lua-socket neovim nginx libnginx-mod-http-lua
-  zip unzip lua-ldoc lua-argparse"
+  zip unzip lua-ldoc lua-argparse tmux bsdutils"
 
 missing=""
 for p in $PACKAGES; do

@@ -9,6 +9,9 @@ local EXPECT = {
     "%[ *%d+%] end +SUCCESS",
     "^final status SUCCESS",
     "^%d+ failed runs, %d+ with issues",
+    "^session %x+%-[%x%-]+, completed, %d+ s, caller %+%d+$",
+    "^  assistant +%S",
+    "^%d+ messages$",
     "^42 runs; success rate %d+%.%d%% %(%d+ completed of %d+ finished%)",
   },
 }

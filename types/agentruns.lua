@@ -617,7 +617,8 @@ function happyrobot:mark_run(run_id, body, options) end
 function happyrobot:stream_session(session_id, query, options) end
 
 --- Poll get_run until the run's status is terminal (completed, canceled, failed) and return the
---- run. opts: on_update(run) called with the first answer and whenever the status changes;
+--- run. opts: on_update(run) called with the first answer and whenever the status changes,
+--- on_poll(run) with every answer;
 --- timeout (seconds; nil waits as long as it takes); interval (first wait between polls, 1 s --
 --- never less than that by default) growing by half each unchanged poll to max_interval (15 s).
 --- A 429 or 503 waits its Retry-After; an error a retry cannot mend is returned.

@@ -3,8 +3,10 @@ Waiting for a run by asking again: get_run, a pause, get_run, ... until the run'
 one it never leaves. For the providers whose runs have no event stream (HappyRobot, Humm);
 ToolRegistry's wait_run follows the run's stream instead.
 
-The pause starts at `interval` (1 s: no provider is asked more than once a second unless the
-caller says so), grows by half after each answer that brought no change, up to
+`on_update(run)` is called with the first answer and with each that changed the status,
+`on_poll(run)` with every answer (after on_update). The pause starts at `interval` (1 s: no
+provider is asked more than once a second unless the caller says so), grows by half after
+each answer that brought no change, up to
 `max_interval`, and starts over when the status changes. A 429 or 503 answer waits at least
 its Retry-After; an answer a retry cannot mend (a 404, a bad key) ends the wait with its
 error, and so do `max_failures` failed polls in a row. The pauses go through the client's
@@ -28,8 +30,10 @@ end
 local function options(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then return nil, errors.invalid_argument("options", "must be a table") end
-  if opts.on_update ~= nil and type(opts.on_update) ~= "function" then
-    return nil, errors.invalid_argument("on_update", "must be a function")
+  for _, name in ipairs { "on_update", "on_poll" } do
+    if opts[name] ~= nil and type(opts[name]) ~= "function" then
+      return nil, errors.invalid_argument(name, "must be a function")
+    end
   end
   for _, name in ipairs { "timeout", "interval", "max_interval" } do
     local err = positive(opts, name)
@@ -39,7 +43,8 @@ local function options(opts)
   if mf ~= nil and (type(mf) ~= "number" or mf < 1 or mf % 1 ~= 0) then
     return nil, errors.invalid_argument("max_failures", "must be a positive integer")
   end
-  local o = { on_update = opts.on_update, timeout = opts.timeout, interval = opts.interval or M.defaults.interval,
+  local o = { on_update = opts.on_update, on_poll = opts.on_poll, timeout = opts.timeout,
+              interval = opts.interval or M.defaults.interval,
               max_failures = mf or M.defaults.max_failures }
   o.max_interval = math.max(opts.max_interval or M.defaults.max_interval, o.interval)
   return o
@@ -67,6 +72,7 @@ function M.wait(client, run_id, opts, read)
       else
         delay = math.min(delay * M.defaults.growth, o.max_interval)
       end
+      if o.on_poll then o.on_poll(run) end
       if done then return run end
     else
       if not perr.retryable or perr.kind == "invalid_argument" then return nil, perr end

@@ -11,9 +11,13 @@ only from the environment the library reads, or from the file AGENTRUNS_CONFIG
 names (NAME=value lines with the same names; refused when others may read it):
 never from the command line, which every user of the machine can see.
 
+Two commands are more than one call: `agentruns watch RUN_ID` follows a run
+to its end (agentruns.cli.watch) and `agentruns report happyrobot|humm`
+prints figures over every run of a window (agentruns.cli.report).
+
 Exit status: 0 success; 1 an API, network or timeout error (its one line on
 stderr); 2 a usage error (unknown method or option, a bad argument); 3 a
-stream whose run ended FAILED or CANCELED.
+stream or a watch whose run ended FAILED or CANCELED.
 ]]
 local argparse = require "argparse"
 local agentruns = require "agentruns"
@@ -144,6 +148,9 @@ local function build_parser()
           opt:target("param_" .. f)
           if t.name == "array" then opt:count("*") end
         end
+        if pname == "toolregistry" and name == "create_run" then
+          cmd:flag("--watch", "then watch the run to its end, as `agentruns watch` does")
+        end
         cmd:option("--format", "json | ndjson | csv | table (default: table on a terminal, else json)")
         cmd:option("--fields", "the columns (csv, table) or keys (json, ndjson) to keep: a,b.c")
         cmd:option("--base-url", "the API's base URL (else *_BASE_URL, else the public one)"):target("base_url")
@@ -153,7 +160,56 @@ local function build_parser()
       end
     end
   end
+  local watch = parser:command("watch", "Follow a run to its end: each event as it arrives, a live status line "
+    .. "on a terminal; exit 3 when it failed or was canceled.")
+  watch:argument("run_id", "the run")
+  watch:option("--provider", "toolregistry (its event stream; the default) | happyrobot | humm (polling)",
+    "toolregistry"):choices(PROVIDERS):target("watch_provider")
+  watch:option("--interval", "polling: the first pause between polls, in seconds (default 1)")
+  watch:option("--timeout", "polling: give up after this many seconds")
+  watch:option("--base-url", "the API's base URL (else *_BASE_URL, else the public one)"):target("base_url")
+  watch:flag("--debug", "the library's debug log on stderr")
+  require("agentruns.cli.report").add_commands(parser)
   return parser, methods
+end
+
+-- A client of `pname` from the environment, the config file and the command's options.
+local function make_client(pname, args, env)
+  local options = (read_config(env.getenv("AGENTRUNS_CONFIG"), env.stat_mode or default_stat_mode) or {})[pname]
+    or {}
+  for name, option in pairs(SETTINGS[pname]) do -- the environment the command was given, over the file
+    local value = env.getenv(name)
+    if value and value ~= "" then options[option] = value end
+  end
+  if args.base_url then options.base_url = args.base_url end
+  if args.debug then options.log = "debug" end
+  local ok_new, client = pcall(agentruns[pname].new, options)
+  if not ok_new then usage((tostring(client):gsub("^[^:]*:%d+: ", ""))) end
+  return client
+end
+
+-- A number of seconds from option `name`, or nil.
+local function seconds(args, name)
+  local raw = args[name]
+  if raw == nil then return nil end
+  local n = tonumber(raw)
+  if not n or n <= 0 then usage("--" .. name .. " must be a positive number of seconds, got " .. raw) end
+  return n
+end
+
+-- The environment `watch` and `report` see.
+local function screen_env(env, out, err)
+  return { out = out, err = err, is_tty = env.is_tty, stdin_tty = env.stdin_tty, stderr_tty = env.stderr_tty,
+           width = env.width or 100, read_line = env.read_line or function() return io.read("*l") end,
+           now = env.now or require("agentruns.runtime").now, wall = env.wall or os.time }
+end
+
+local function watch_command(args, env, out, err)
+  local client = make_client(args.watch_provider, args, env)
+  local opts = { interval = seconds(args, "interval"), timeout = seconds(args, "timeout") }
+  local code, e = require("agentruns.cli.watch").run(client, args.watch_provider, args.run_id,
+    screen_env(env, out, err), opts)
+  return code or e
 end
 
 --[[
@@ -163,9 +219,13 @@ exit status.
 ]]
 function M.run(argv, env)
   env = env or {}
-  local out = env.out or function(s) io.stdout:write(s) end
+  -- flushed at once: a stream or a watch is read as it arrives, and a status line has no newline
+  local out = env.out or function(s)
+    io.stdout:write(s)
+    io.stdout:flush()
+  end
   local err = env.err or function(s) io.stderr:write(s) end
-  local getenv = env.getenv or os.getenv
+  env.getenv = env.getenv or os.getenv
   local parser, methods = build_parser()
   local ok, args = parser:pparse(argv)
   if not ok then
@@ -174,6 +234,11 @@ function M.run(argv, env)
     return 2
   end
   local status, result = xpcall(function()
+    if args.provider == "watch" then return watch_command(args, env, out, err) end
+    if args.provider == "report" then
+      return require("agentruns.cli.report").run(args, screen_env(env, out, err), make_client(args.report, args, env),
+        usage)
+    end
     local pname, name = args.provider, args.method
     local m = methods[pname][name]
     local fmt = args.format or (env.is_tty and "table" or "json")
@@ -183,11 +248,7 @@ function M.run(argv, env)
       fields = {}
       for f in args.fields:gmatch("[^,]+") do fields[#fields + 1] = f end
     end
-    local options = (read_config(getenv("AGENTRUNS_CONFIG"), env.stat_mode or default_stat_mode) or {})[pname] or {}
-    if args.base_url then options.base_url = args.base_url end
-    if args.debug then options.log = "debug" end
-    local ok_new, client = pcall(agentruns[pname].new, options)
-    if not ok_new then usage(tostring(client):gsub("^[^:]*:%d+: ", "")) end
+    local client = make_client(pname, args, env)
     local call_args = {}
     for i, a in ipairs(m.args) do call_args[i] = args[a] end
     local params
@@ -218,6 +279,11 @@ function M.run(argv, env)
     if m.kind == "call" then
       local value, e = client[name](client, unpack(call_args, 1, n))
       if value == nil then return e end
+      if args.watch then
+        if not env.is_tty then w:value(value) w:close() end -- the new run first, for scripts
+        local code, werr = require("agentruns.cli.watch").run(client, pname, value.runId, screen_env(env, out, err))
+        return code or werr
+      end
       w:value(value)
     else
       local it = client[name](client, unpack(call_args, 1, n))
