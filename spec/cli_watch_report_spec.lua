@@ -170,6 +170,20 @@ describe("the agentruns command's watch and report", function()
       assert.equal(live.id, cjson.decode(all[1]).id)
     end)
 
+    it("polls a Humm run to its end, exiting 0 when it completed and 3 when it failed", function()
+      local live = ctl.live_run("humm", { step = 0.05 })
+      local out, err, status = run { "watch", live.id, "--provider", "humm", "--interval", "0.02" }
+      assert.same({ 0, "" }, { status, err })
+      local all = lines(out)
+      local last = cjson.decode(all[#all]).run
+      assert.same({ live.id, "completed" }, { last.id, last.status })
+      live = ctl.live_run("humm", { step = 0.05, outcome = "failed" })
+      out, err, status = run { "watch", live.id, "--provider", "humm", "--interval", "0.02" }
+      assert.same({ 3, "" }, { status, err })
+      all = lines(out)
+      assert.equal("The data source timed out", cjson.decode(all[#all]).run.error_message)
+    end)
+
     it("refuses a bad --interval and an unknown provider", function()
       local _, err, status = run { "watch", "3b8e0e52-0000-4000-8000-000000000000", "--interval", "0" }
       assert.same({ 2, "agentruns: --interval must be a positive number of seconds, got 0\n" }, { status, err })

@@ -703,6 +703,11 @@ function humm:get_run(run_id, options) end
 ---@return agentruns.Error? err
 function humm:get_schedule_history(schedule_id, query, options) end
 
+--- True when `status` is one a run never leaves (as far as the API documents its statuses).
+---@param status any
+---@return any
+function humm:is_terminal(status) end
+
 --- `GET /commands`
 --- Retried on connection failures, 408, 429 and 5xx.
 ---@param options? agentruns.CallOptions
@@ -727,6 +732,15 @@ function humm:update_command(command_id, body, options) end
 ---@return any result
 ---@return agentruns.Error? err
 function humm:update_schedule(schedule_id, body, options) end
+
+--- Poll get_run until the run has ended and return the answer ({ run, schedule, command_name }).
+--- A run has ended when its status is terminal (completed, failed, ...) or it has a completed_at.
+--- opts: on_update(answer) with the first answer and on each status change, on_poll(answer) with
+--- every answer, timeout, interval (1 s), max_interval (15 s): see agentruns.poll.
+---@param run_id any
+---@param opts any
+---@return any
+function humm:wait_run(run_id, opts) end
 
 ---@class agentruns
 ---@field _VERSION string

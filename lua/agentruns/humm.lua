@@ -11,6 +11,8 @@ each_schedule_run walks every page (it stops on a short page, or earlier if
 the pagination object says so).
 ]]
 local client = require "agentruns.client"
+local json = require "agentruns.json"
+local poll = require "agentruns.poll"
 local T = require "agentruns.schema"
 
 local provider = {
@@ -100,5 +102,32 @@ provider.endpoints = {
     body = { name = T.string, description = T.string, content = T.string },
   },
 }
+
+-- No status enum is documented (only `triggered`): these end a run, and so does a completed_at.
+local TERMINAL = { completed = true, failed = true, error = true, canceled = true, cancelled = true,
+                   succeeded = true, success = true }
+
+provider.methods = {}
+
+--- True when `status` is one a run never leaves (as far as the API documents its statuses).
+function provider.methods.is_terminal(_, status)
+  return TERMINAL[status] == true
+end
+
+--[[
+Poll get_run until the run has ended and return the answer ({ run, schedule, command_name }).
+A run has ended when its status is terminal (completed, failed, ...) or it has a completed_at.
+opts: on_update(answer) with the first answer and on each status change, on_poll(answer) with
+every answer, timeout, interval (1 s), max_interval (15 s): see agentruns.poll.
+]]
+function provider.methods.wait_run(self, run_id, opts)
+  return poll.wait(self, run_id, opts, function(answer)
+    local run = type(answer) == "table" and answer.run
+    if type(run) ~= "table" then return nil, false end
+    local done = TERMINAL[run.status] == true
+      or (run.completed_at ~= nil and run.completed_at ~= json.null)
+    return run.status, done
+  end)
+end
 
 return client.define(provider)

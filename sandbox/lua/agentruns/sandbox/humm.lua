@@ -12,6 +12,7 @@
 -- `--humm-pagination full` or the header `x-sandbox-humm-pagination: full` fills it with
 -- `{total, limit, offset, has_more}`.
 local data = require "agentruns.sandbox.data"
+local humm_live = require "agentruns.sandbox.humm_live"
 local json = require "agentruns.sandbox.json"
 local params = require "agentruns.sandbox.params"
 local router = require "agentruns.sandbox.router"
@@ -476,12 +477,14 @@ function humm.new(context)
     }
   end
 
+  local live = humm_live.new(context, set)
   return {
     mounts = { {
       prefix = "/humm", router = r, fail = fail, not_found = not_found,
       fault_headers = rate_limit_headers,
     } },
     data = set,
+    start_live_run = live.start, advance_live_run = live.advance,
   }
 end
 
