@@ -106,6 +106,7 @@ describe("the agentruns command's watch and report", function()
         assert.matches("\r\27%[K%[RUNNING%] %d:%d%d  3 steps done  current: Compose the result", raw)
         assert.is_nil(raw:find("\27%[[%d;]*m")) -- no colours were asked for
       end)
+      if not ok then e = tostring(e) .. "\nthe terminal showed:\n" .. table.concat(term.screen(), "\n") end
       term.stop()
       if not ok then error(e, 0) end
     end)
@@ -157,6 +158,7 @@ describe("the agentruns command's watch and report", function()
         assert.matches("  completed  3 events$", screen[#screen - 1])
         for _, line in ipairs(screen) do assert.is_nil(line:find("polling", 1, true)) end
       end)
+      if not ok then e = tostring(e) .. "\nthe terminal showed:\n" .. table.concat(term.screen(), "\n") end
       term.stop()
       if not ok then error(e, 0) end
     end)

@@ -33,7 +33,9 @@ function M.start(command, opts)
   os.remove(dir)
   assert(os.execute("mkdir -m 700 " .. shell_quote(dir)))
   local sock, raw_file = dir .. "/tmux.sock", dir .. "/raw"
-  local tmux = "tmux -f /dev/null -S " .. shell_quote(sock)
+  -- a sanitizer preloaded into this process must not reach tmux and script(1): they would exit
+  -- with its leak reports; the command under test sets its own environment
+  local tmux = "env -u LD_PRELOAD tmux -f /dev/null -S " .. shell_quote(sock)
   -- script records the bytes; the exit status line comes after it, for wait_exit to find
   local inner = "script -qfec " .. shell_quote(command) .. " " .. shell_quote(raw_file)
     .. "; echo \"[exit=$?]\"; sleep 600"
