@@ -179,7 +179,10 @@ local function ids_of(events)
   return out
 end
 
+-- Creates a run; `context` and `userId`, which the API requires, are "" and "user-123" unless given.
 local function create_run(body)
+  if body.context == nil then body.context = "" end
+  if body.userId == nil then body.userId = "user-123" end
   local res = tr("POST", "/v1/runs", { body = body })
   assert.are.equal(201, res.status)
   return res.json
@@ -1105,20 +1108,32 @@ describe("agentruns-sandbox", function()
 
     describe("POST /v1/runs", function()
       it("validates the body", function()
+        -- a valid body with `fields` on top (false removes a field)
+        local function body(fields)
+          local b = { intent = "x", selectedCustomerIntegrationIds = { "*" }, context = "", userId = "user-123" }
+          for k, v in pairs(fields) do
+            if v == false then b[k] = nil else b[k] = v end
+          end
+          return b
+        end
         local cases = {
           { {}, { "intent should not be empty", "intent must be a string",
-            "selectedCustomerIntegrationIds must be an array" } },
-          { { intent = "x", selectedCustomerIntegrationIds = "all" },
-            { "selectedCustomerIntegrationIds must be an array" } },
-          { { intent = "x", selectedCustomerIntegrationIds = { 1 } },
+            "selectedCustomerIntegrationIds must be an array", "context must be a string",
+            "userId must be a string" } },
+          { body { selectedCustomerIntegrationIds = "all" }, { "selectedCustomerIntegrationIds must be an array" } },
+          { body { selectedCustomerIntegrationIds = { 1 } },
             { "each value in selectedCustomerIntegrationIds must be a string" } },
-          { { intent = "x", selectedCustomerIntegrationIds = { "nope_1" } },
+          { body { selectedCustomerIntegrationIds = { "nope_1" } },
             { "selectedCustomerIntegrationIds contains an unknown or inactive integration: nope_1" } },
-          { { intent = "x", selectedCustomerIntegrationIds = { "*" }, approvalStrategy = "ALWAYS" },
+          { body { approvalStrategy = "ALWAYS" },
             { "approvalStrategy must be one of the following values: NONE, ON_START, ON_TOOL_CALL" } },
-          { { intent = "x", selectedCustomerIntegrationIds = { "*" }, outputSchema = "object" },
-            { "outputSchema must be an object" } },
-          { { intent = "x", selectedCustomerIntegrationIds = { "*" }, userId = 5 }, { "userId must be a string" } },
+          { body { outputSchema = "object" }, { "outputSchema must be an object" } },
+          { body { userId = 5 }, { "userId must be a string" } },
+          { body { context = false }, { "context must be a string" } },
+          { body { userId = false }, { "userId must be a string" } },
+          { body { context = cjson.null, userId = cjson.null },
+            { "context must be a string", "userId must be a string" } },
+          { body { repeatKey = 1 }, { "repeatKey must be a string" } },
         }
         for _, c in ipairs(cases) do
           local res = tr("POST", "/v1/runs", { body = c[1] })
@@ -1132,6 +1147,7 @@ describe("agentruns-sandbox", function()
 
       it("creates a QUEUED run (201) with a generated repeatKey and a text plan", function()
         local run = create_run { intent = "Summarise Q4 sales", selectedCustomerIntegrationIds = { "*" } }
+        assert.are.equal("", tr("GET", "/v1/runs/" .. run.runId).json.context)
         assert.is_true(is_uuid(run.runId))
         assert.are.same({ "QUEUED", cjson.null, "text" }, { run.status, run.repeatRunId, run.plan.planType })
         assert.truthy(run.repeatKey:match("^rk_%x+$"))
@@ -1430,14 +1446,15 @@ describe("agentruns-sandbox", function()
       assert.are.equal(201, assert(request("POST", "/_sandbox/faults", { body = { path = "/toolregistry/v1/runs",
         method = "POST", fault = "drop-after-body", times = 1 } })).status)
       local res = request("POST", "/toolregistry/v1/runs", { headers = tr_key(),
-        body = { intent = "Created but unanswered", selectedCustomerIntegrationIds = { "*" } } })
+        body = { intent = "Created but unanswered", selectedCustomerIntegrationIds = { "*" }, context = "",
+                 userId = "user-123" } })
       assert.is_nil(res)
       local list = tr("GET", "/v1/runs?pageSize=1").json
       assert.are.equal(before + 1, list.pagination.totalItems)
       assert.are.equal("Created but unanswered", list.runs[1].intent)
       assert.are.equal(0, #assert(request("GET", "/_sandbox/faults")).json.faults)
       assert.are.equal(201, tr("POST", "/v1/runs", { body = { intent = "Answered",
-        selectedCustomerIntegrationIds = { "*" } } }).status)
+        selectedCustomerIntegrationIds = { "*" }, context = "", userId = "user-123" } }).status)
     end)
 
     it("sends part of the body, then closes, with drop-mid-body", function()

@@ -300,7 +300,8 @@ describe("agentruns.toolregistry", function()
 
   describe("create_run", function()
     it("answers 201's CreateRunResponse: QUEUED, a generated repeatKey, a text plan", function()
-      local run = assert(tr:create_run { intent = "Summarise Q4 sales", selectedCustomerIntegrationIds = { "*" } })
+      local run = assert(tr:create_run { intent = "Summarise Q4 sales", selectedCustomerIntegrationIds = { "*" },
+                                         context = "", userId = "user-123" })
       assert.same({ "plan", "repeatKey", "repeatRunId", "runId", "status", "stepsFinished" }, keys_of(run))
       assert.same({ "QUEUED", agentruns.null, {} }, { run.status, run.repeatRunId, run.stepsFinished })
       assert.matches("^rk_%x+$", run.repeatKey)
@@ -308,7 +309,7 @@ describe("agentruns.toolregistry", function()
       assert.equal("text", run.plan.planType)
       assert.equal("string", type(run.plan.plan))
       local got = assert(tr:get_run(run.runId))
-      assert.same({ run.runId, "Summarise Q4 sales", agentruns.null }, { got.runId, got.intent, got.context })
+      assert.same({ run.runId, "Summarise Q4 sales", "" }, { got.runId, got.intent, got.context })
     end)
 
     it("sends every body field; a JSON plan and a result shaped by outputSchema", function()
@@ -327,8 +328,8 @@ describe("agentruns.toolregistry", function()
     end)
 
     it("links a repeated run to the newest earlier run with the same repeatKey and userId", function()
-      local body = { intent = "Weekly sales", selectedCustomerIntegrationIds = { "*" }, userId = "user-456",
-                     repeatKey = "spec_weekly" }
+      local body = { intent = "Weekly sales", selectedCustomerIntegrationIds = { "*" }, context = "",
+                     userId = "user-456", repeatKey = "spec_weekly" }
       local first = assert(tr:create_run(body))
       local second = assert(tr:create_run(body))
       body.userId = "user-789"
@@ -339,7 +340,8 @@ describe("agentruns.toolregistry", function()
     end)
 
     it("returns the API's 400 for an inactive integration, and does not retry", function()
-      local res, err = tr:create_run { intent = "x", selectedCustomerIntegrationIds = { integration("Jira") } }
+      local res, err = tr:create_run { intent = "x", selectedCustomerIntegrationIds = { integration("Jira") },
+                                       context = "", userId = "user-123" }
       assert.is_nil(res)
       assert.same({ "http", 400, "selectedCustomerIntegrationIds contains an unknown or inactive integration: " ..
         integration("Jira"), "Bad Request", false }, http_error(err))
@@ -347,8 +349,8 @@ describe("agentruns.toolregistry", function()
     end)
 
     it("refuses an outputSchema that is a Lua sequence (it would go out as a JSON array)", function()
-      local res, err = tr:create_run { intent = "x", selectedCustomerIntegrationIds = { "*" },
-                                       outputSchema = { "events" } }
+      local res, err = tr:create_run { intent = "x", selectedCustomerIntegrationIds = { "*" }, context = "",
+                                       userId = "user-123", outputSchema = { "events" } }
       assert.is_nil(res)
       assert.same({ "invalid_argument", "outputSchema" }, { err.kind, err.argument })
       assert.same({}, ctl.requests())
@@ -356,24 +358,32 @@ describe("agentruns.toolregistry", function()
 
     it("returns the API's 401 for a wrong key", function()
       local res, err = new_client({ api_key = "tr_wrong" }):create_run {
-        intent = "x", selectedCustomerIntegrationIds = { "*" } }
+        intent = "x", selectedCustomerIntegrationIds = { "*" }, context = "", userId = "user-123" }
       assert.is_nil(res)
       assert.same({ "http", 401, "Invalid API key", "Unauthorized", false }, http_error(err))
     end)
 
     local function create(fields)
-      local body = { intent = "x", selectedCustomerIntegrationIds = { "*" } }
+      local body = { intent = "x", selectedCustomerIntegrationIds = { "*" }, context = "", userId = "user-123" }
       for k, v in pairs(fields) do body[k] = v end
       return tr:create_run(body)
     end
     refusals {
-      { "a missing intent", function() return tr:create_run { selectedCustomerIntegrationIds = { "*" } } end,
+      { "a missing intent", function()
+          return tr:create_run { selectedCustomerIntegrationIds = { "*" }, context = "", userId = "user-123" } end,
         "intent", "intent: is required" },
+      { "a missing context", function()
+          return tr:create_run { intent = "x", selectedCustomerIntegrationIds = { "*" }, userId = "user-123" } end,
+        "context", "context: is required" },
+      { "a missing userId", function()
+          return tr:create_run { intent = "x", selectedCustomerIntegrationIds = { "*" }, context = "" } end,
+        "userId", "userId: is required" },
       { "an empty intent", function() return create { intent = "" } end,
         "intent", "intent: must not be shorter than 1 bytes" },
       { "an intent that is not a string", function() return create { intent = 7 } end,
         "intent", "intent: must be a string, got number" },
-      { "missing selectedCustomerIntegrationIds", function() return tr:create_run { intent = "x" } end,
+      { "missing selectedCustomerIntegrationIds", function()
+          return tr:create_run { intent = "x", context = "", userId = "user-123" } end,
         "selectedCustomerIntegrationIds", "selectedCustomerIntegrationIds: is required" },
       { "empty selectedCustomerIntegrationIds", function() return create { selectedCustomerIntegrationIds = {} } end,
         "selectedCustomerIntegrationIds", "selectedCustomerIntegrationIds: must have at least 1 item" },
@@ -400,7 +410,8 @@ describe("agentruns.toolregistry", function()
         "repeatKey, selectedCustomerIntegrationIds, userId)" },
       { "a body that is not a table", function() return tr:create_run "intent" end,
         "body", "body: must be a table, got string" },
-      { "a missing body", function() return tr:create_run() end, "intent", "intent: is required" },
+      { "a missing body (context is the first required field by name)", function() return tr:create_run() end,
+        "context", "context: is required" },
     }
   end)
 
@@ -550,8 +561,8 @@ describe("agentruns.toolregistry", function()
 
     -- A live run that will wait for its approval (its stream stays open meanwhile).
     local function paused_run()
-      return assert(tr:create_run { intent = "Hold", selectedCustomerIntegrationIds = { "*" },
-                                    approvalStrategy = "ON_START" })
+      return assert(tr:create_run { intent = "Hold", selectedCustomerIntegrationIds = { "*" }, context = "",
+                                    userId = "user-123", approvalStrategy = "ON_START" })
     end
 
     it("closes the connection on close(); the stream then ends", function()
@@ -919,7 +930,7 @@ describe("agentruns.toolregistry", function()
   describe("a live run", function()
     local function create(strategy, intent)
       return assert(tr:create_run { intent = intent or "Summarise Q4 sales", selectedCustomerIntegrationIds = { "*" },
-                                    approvalStrategy = strategy })
+                                    context = "", userId = "user-123", approvalStrategy = strategy })
     end
 
     it("streams start, run_approval, approve, steps and end; finishes SUCCESS", function()

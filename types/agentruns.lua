@@ -73,12 +73,12 @@
 
 ---@class agentruns.ToolRegistry.create_run.body
 ---@field approvalStrategy? "NONE"|"ON_START"|"ON_TOOL_CALL" one of NONE, ON_START, ON_TOOL_CALL
----@field context? string string
+---@field context string string
 ---@field intent string non-empty string
 ---@field outputSchema? table table (a JSON object)
 ---@field repeatKey? string string
 ---@field selectedCustomerIntegrationIds string[] array of string, at least 1
----@field userId? string string
+---@field userId string string
 
 ---@class agentruns.ToolRegistry.decide_approval.query
 ---@field token string non-empty string

@@ -4,10 +4,13 @@ approvals, feedback, integrations.
 
 Auth: the `x-api-key` header on every call. Paths carry /v1. There is no
 idempotency key, so creating a run is retried only when the request never
-reached the server. Run ids are `runId` in every shape.
+reached the server. Run ids are `runId` in every shape. A run needs `context`
+and `userId` as well as its intent (the API's docs mark them required):
+`context = ""` when there is nothing to say.
 
   local tr = agentruns.toolregistry.new{ api_key = ... }   -- or TOOLREGISTRY_API_KEY
-  local run = assert(tr:create_run{ intent = "...", selectedCustomerIntegrationIds = {"*"} })
+  local run = assert(tr:create_run{ intent = "...", selectedCustomerIntegrationIds = {"*"},
+                                    context = "", userId = "user-123" })
   for ev in tr:stream_events(run.runId) do ... end
   local final = assert(tr:wait_run(run.runId))
 ]]
@@ -63,8 +66,8 @@ provider.endpoints = {
     body = {
       intent = T.required(T.string_len(1)),
       selectedCustomerIntegrationIds = T.required(T.array(T.string, 1)),
-      context = T.string,
-      userId = T.string,
+      context = T.required(T.string), -- "" when there is nothing to say
+      userId = T.required(T.string),
       approvalStrategy = T.enum { "NONE", "ON_START", "ON_TOOL_CALL" },
       repeatKey = T.string,
       outputSchema = T.object,

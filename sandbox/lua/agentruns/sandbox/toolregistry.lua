@@ -148,7 +148,7 @@ function toolregistry.new(context)
       end
       local repeat_key = n > 4 and gen:chance(0.25) and "weekly_sales_summary" or nil
       local run = engine:create({
-        intent = intent, context = gen:chance(0.5) and "Timezone Europe/Berlin" or nil,
+        intent = intent, context = gen:chance(0.5) and "Timezone Europe/Berlin" or "",
         userId = gen:pick(USERS), approvalStrategy = strategy, selected = selected,
         integration_name = it.name, repeatKey = repeat_key,
       }, clock)
@@ -295,10 +295,12 @@ function toolregistry.new(context)
         end
       end
     end
-    for _, name in ipairs { "context", "userId", "repeatKey" } do
-      if body[name] ~= nil and body[name] ~= null and type(body[name]) ~= "string" then
-        errors[#errors + 1] = name .. " must be a string"
-      end
+    -- context and userId are required (an empty context is fine), repeatKey is optional
+    for _, name in ipairs { "context", "userId" } do
+      if type(body[name]) ~= "string" then errors[#errors + 1] = name .. " must be a string" end
+    end
+    if body.repeatKey ~= nil and body.repeatKey ~= null and type(body.repeatKey) ~= "string" then
+      errors[#errors + 1] = "repeatKey must be a string"
     end
     local strategy = body.approvalStrategy
     if strategy ~= nil and strategy ~= null and not params.one_of(strategy, STRATEGIES) then
@@ -315,7 +317,7 @@ function toolregistry.new(context)
     end
     local function opt(v) if v == null then return nil end return v end
     local run = engine:create {
-      intent = body.intent, context = opt(body.context), userId = opt(body.userId),
+      intent = body.intent, context = body.context, userId = body.userId,
       approvalStrategy = opt(strategy), outputSchema = opt(schema), selected = ids,
       integration_name = name, repeatKey = opt(body.repeatKey),
     }
