@@ -26,6 +26,7 @@ dependencies = {
 build = {
   type = "builtin",
   modules = {
+    ["agentruns.sandbox.actions"] = "lua/agentruns/sandbox/actions.lua",
     ["agentruns.sandbox.control"] = "lua/agentruns/sandbox/control.lua",
     ["agentruns.sandbox.data"] = "lua/agentruns/sandbox/data.lua",
     ["agentruns.sandbox.exchange"] = "lua/agentruns/sandbox/exchange.lua",

@@ -51,6 +51,7 @@ local function endpoint_method(name, ep, iterator)
   local lines = {}
   lines[#lines + 1] = string.format("`%s %s`%s", ep.method, ep.path,
     iterator and ": every item of every page" or (ep.stream and ": a live event stream" or ""))
+  if ep.doc and not iterator then lines[#lines + 1] = ep.doc end
   if iterator then
     lines[#lines + 1] = "An iterator over all pages of `" .. name:gsub("^each_", "list_") .. "`-style calls "
       .. "(the next page is fetched while the loop works on this one); `it:next()` returns item, nil, or nil, err."

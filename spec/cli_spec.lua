@@ -102,7 +102,8 @@ describe("the agentruns command", function()
 
   it("follows a run's events as ndjson, and exits 3 when the run ends CANCELED", function()
     local created = cjson.decode((run { "toolregistry", "create_run", "--intent", "Tally the week",
-                                        "--selectedCustomerIntegrationIds", "*" }))
+                                        "--selectedCustomerIntegrationIds", "*", "--context", "",
+                                        "--userId", "user-123" }))
     local out, _, status = run { "toolregistry", "stream_events", created.runId, "--format", "ndjson" }
     assert.equal(0, status)
     local events = lines(out)
@@ -110,7 +111,8 @@ describe("the agentruns command", function()
     assert.equal("end", cjson.decode(events[#events]).event)
 
     local doomed = cjson.decode((run { "toolregistry", "create_run", "--intent", "Cancel me",
-                                       "--selectedCustomerIntegrationIds", "*" }))
+                                       "--selectedCustomerIntegrationIds", "*", "--context", "Timezone UTC",
+                                       "--userId", "user-123" }))
     assert.equal(0, select(3, run { "toolregistry", "cancel_run", doomed.runId }))
     out, _, status = run { "toolregistry", "stream_events", doomed.runId, "--format", "ndjson", "--fields",
                            "event,data.runStatus" }

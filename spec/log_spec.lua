@@ -8,6 +8,7 @@ local STREAM = { terminal = { "end" }, keepalive = "keepalive" }
 
 local api = require("spec.support.providers").test_api("logtest", {
   echo = { method = "GET", path = "/echo", query = { q = T.string } },
+  post = { method = "POST", path = "/echo", body = { headers = T.object } },
   status = { method = "GET", path = "/status/{code}", params = { code = T.string },
              query = { retry_after = T.string } },
   resume = { method = "GET", path = "/sse-resume/{n}/{k}", params = { n = T.string, k = T.string },
@@ -65,6 +66,23 @@ describe("the log option", function()
     assert.matches("^GET " .. srv.url:gsub("%p", "%%%0") .. "/echo%?q=x %-> 200 in %d+ ms %(attempt 1%)$",
                    res.message)
     assert.is_nil(dump(entries):find(KEY, 1, true))
+  end)
+
+  it("never passes a body on, to the log or to the hooks: only its size", function()
+    local hooked = {}
+    local h = api.new { api_key = KEY, base_url = srv.url, log = function(e) entries[#entries + 1] = e end,
+                        on_request = function(r) hooked[#hooked + 1] = r end }
+    local secret = "Bearer pass-through-7d1f"
+    local echoed = assert(h:post { headers = { Authorization = secret } })
+    assert.equal('{"headers":{"Authorization":"Bearer pass-through-7d1f"}}', echoed.body) -- it was sent
+    local size = #echoed.body
+    assert.same({ "request", "response" }, events_of(entries))
+    assert.same({ size, size, nil, nil },
+                { entries[1].body_size, hooked[1].body_size, entries[1].body, hooked[1].body })
+    assert.matches("^POST " .. srv.url:gsub("%p", "%%%0") .. "/echo %(attempt 1, " .. size .. " bytes%) ",
+                   entries[1].message)
+    assert.is_nil(dump(entries):find("pass-through", 1, true))
+    assert.is_nil(dump(hooked):find("pass-through", 1, true))
   end)
 
   it("says why a call is retried and after how long", function()

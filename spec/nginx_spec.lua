@@ -257,7 +257,8 @@ function cases.post_echo()
   -- the sandbox records what it received: method, headers, body
   local req = sandbox_request("/toolregistry/v1/runs", ngx.var.arg_fault)
   req.method, req.idempotent = "POST", false
-  req.body = cjson.encode { intent = "from nginx", selectedCustomerIntegrationIds = { "*" } }
+  req.body = cjson.encode { intent = "from nginx", selectedCustomerIntegrationIds = { "*" }, context = "",
+                            userId = "user-123" }
   req.headers[#req.headers + 1] = "Content-Type: application/json"
   return fetch(req)
 end
@@ -537,7 +538,8 @@ describe("nginx", function()
       local agentruns = require "agentruns"
       local tr = agentruns.toolregistry.new { api_key = sb.keys.toolregistry.api_key,
                                               base_url = sb.url .. "/toolregistry" }
-      local created = assert(tr:create_run { intent = "Summarise Q4 sales", selectedCustomerIntegrationIds = { "*" } })
+      local created = assert(tr:create_run { intent = "Summarise Q4 sales", selectedCustomerIntegrationIds = { "*" },
+                                             context = "", userId = "user-123" })
       -- read nginx's answer as a stream, with the library's own parser
       local parser = sse.parser()
       local t = session:request { url = base .. "/events?run_id=" .. created.runId, stream = parser,
@@ -667,8 +669,8 @@ describe("nginx", function()
       assert.equal(201, out.res.status)
       local log = sandbox_json("GET", "/_sandbox/requests?path_prefix=/toolregistry").requests
       local last = log[#log]
-      assert.same({ "POST", { intent = "from nginx", selectedCustomerIntegrationIds = { "*" } } },
-                  { last.method, cjson.decode(last.body) })
+      assert.same({ "POST", { intent = "from nginx", selectedCustomerIntegrationIds = { "*" }, context = "",
+                              userId = "user-123" } }, { last.method, cjson.decode(last.body) })
       assert.equal(tostring(#last.body), last.headers["content-length"])
     end)
 
@@ -823,7 +825,8 @@ describe("nginx", function()
         local agentruns = require "agentruns"
         local tr = agentruns.toolregistry.new { api_key = sb.keys.toolregistry.api_key,
                                                 base_url = sb.url .. "/toolregistry" }
-        local created = assert(tr:create_run { intent = "Count the deals", selectedCustomerIntegrationIds = { "*" } })
+        local created = assert(tr:create_run { intent = "Count the deals", selectedCustomerIntegrationIds = { "*" },
+                                               context = "", userId = "user-123" })
         local out = probe("case=sandbox_stream&wait=0.02&run_id=" .. created.runId)
         local names = {}
         for _, ev in ipairs(out.events) do

@@ -60,7 +60,8 @@ describe("reliability", function()
     it("is not retried when the server received it and dropped the answer; one run exists", function()
       queue_faults { path = "/toolregistry/v1/runs", method = "POST", fault = "drop-after-body", times = 1 }
       local intent = "Count the open deals (drop-after-body)"
-      local run, err = tr:create_run { intent = intent, selectedCustomerIntegrationIds = { "*" } }
+      local run, err = tr:create_run { intent = intent, selectedCustomerIntegrationIds = { "*" }, context = "",
+                                       userId = "user-123" }
       assert.is_nil(run)
       assert.same({ "network", 1, false, true }, { err.kind, err.attempts, err.retryable, err.sent })
       assert.matches("retrying could duplicate it", err.message, 1, true)
@@ -71,7 +72,8 @@ describe("reliability", function()
     it("is not retried on a 503, which may have been acted on; no run was made", function()
       queue_faults { path = "/toolregistry/v1/runs", method = "POST", fault = "status=503", times = 1 }
       local intent = "Count the open deals (503)"
-      local run, err = tr:create_run { intent = intent, selectedCustomerIntegrationIds = { "*" } }
+      local run, err = tr:create_run { intent = intent, selectedCustomerIntegrationIds = { "*" }, context = "",
+                                       userId = "user-123" }
       assert.is_nil(run)
       assert.same({ "http", 503, 1, false }, { err.kind, err.status, err.attempts, err.retryable })
       assert.equal(0, #runs_with_intent(intent))
@@ -80,7 +82,8 @@ describe("reliability", function()
     it("is retried when the connection was refused before anything was sent", function()
       local dead = agentruns.toolregistry.new { api_key = "k", base_url = "http://127.0.0.1:1",
                                                 retry_base_delay = 0.01 }
-      local run, err = dead:create_run { intent = "x", selectedCustomerIntegrationIds = { "*" } }
+      local run, err = dead:create_run { intent = "x", selectedCustomerIntegrationIds = { "*" }, context = "",
+                                         userId = "user-123" }
       assert.is_nil(run)
       assert.same({ "network", 3, false }, { err.kind, err.attempts, err.sent })
     end)
@@ -146,7 +149,7 @@ describe("reliability", function()
   describe("a live run's stream", function()
     it("survives 20 drops and yields every event once, in order", function()
       local run = assert(tr:create_run { intent = "Reconcile invoices", selectedCustomerIntegrationIds = { "*" },
-                                         approvalStrategy = "ON_TOOL_CALL" })
+                                         context = "", userId = "user-123", approvalStrategy = "ON_TOOL_CALL" })
       local path = "/toolregistry/v1/runs/" .. run.runId .. "/sse"
       -- Seeded pattern: in each block of four connections, one (at a random place)
       -- drops after one event, the others right after the headers. The run has

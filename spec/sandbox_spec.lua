@@ -179,7 +179,10 @@ local function ids_of(events)
   return out
 end
 
+-- Creates a run; `context` and `userId`, which the API requires, are "" and "user-123" unless given.
 local function create_run(body)
+  if body.context == nil then body.context = "" end
+  if body.userId == nil then body.userId = "user-123" end
   local res = tr("POST", "/v1/runs", { body = body })
   assert.are.equal(201, res.status)
   return res.json
@@ -285,6 +288,7 @@ describe("agentruns-sandbox", function()
           { authorization = "Bearer " .. sb.keys.humm.api_key } },
         { "/toolregistry/v1/runs?pageSize=100", { ["x-api-key"] = sb.keys.toolregistry.api_key } },
         { "/toolregistry/v1/integrations", { ["x-api-key"] = sb.keys.toolregistry.api_key } },
+        { "/toolregistry/v1/actions", { ["x-api-key"] = sb.keys.toolregistry.api_key } },
       }
       local same = sandbox.start { seed = 7 }
       local other = sandbox.start { seed = 8 }
@@ -999,6 +1003,158 @@ describe("agentruns-sandbox", function()
         res = tr("GET", "/v1/integrations/nope/users/user-123")
         assert.are.same({ 404, "Integration not found" }, { res.status, res.json.message })
       end)
+
+      it("answers an auth link with 201, creating the user it does not know, not yet active", function()
+        local cid = fixtures.integrations[2].customerIntegrationId
+        local user = "/v1/integrations/" .. cid .. "/users/auth-spec-user"
+        assert.are.same({ 404, "User not found for this integration" },
+          { tr("GET", user).status, tr("GET", user).json.message })
+        local res = tr("POST", user .. "/auth-url", { body = {} })
+        assert.are.same({ 201, { "authorizeUrl" } }, { res.status, (function()
+          local keys = {}
+          for k in pairs(res.json) do keys[#keys + 1] = k end
+          return keys
+        end)() })
+        assert.are.equal(sb.url .. "/toolregistry/oauth/start?t=", res.json.authorizeUrl:match("^(.-t=)%x+$"))
+        local created = tr("GET", user).json
+        assert.are.same({ "auth-spec-user", false }, { created.userId, created.active })
+        assert.are.equal(created.createdAt, created.updatedAt)
+        -- again, with a redirect and with no body at all: a new link, the same user
+        local again = tr("POST", user .. "/auth-url", { body = { redirectUri = "https://app.example.com/done" } })
+        assert.are.equal(201, again.status)
+        assert.are_not.equal(res.json.authorizeUrl, again.json.authorizeUrl)
+        assert.are.equal(201, tr("POST", user .. "/auth-url").status)
+        assert.are.same(created, tr("GET", user).json)
+        -- a seeded user keeps its record
+        local seeded = tr("GET", "/v1/integrations/" .. cid .. "/users/user-456").json
+        assert.are.equal(201, tr("POST", "/v1/integrations/" .. cid .. "/users/user-456/auth-url").status)
+        assert.are.same(seeded, tr("GET", "/v1/integrations/" .. cid .. "/users/user-456").json)
+      end)
+
+      it("validates the auth-url body and answers 404 for an unknown integration", function()
+        local cid = fixtures.integrations[1].customerIntegrationId
+        local res = tr("POST", "/v1/integrations/" .. cid .. "/users/user-123/auth-url", { body = { redirectUri = 5 } })
+        assert.are.same({ 400, { statusCode = 400, message = { "redirectUri must be a string" },
+          error = "Bad Request" } }, { res.status, res.json })
+        res = tr("POST", "/v1/integrations/" .. cid .. "/users/user-123/auth-url", { body = "[1]" })
+        assert.are.same({ 400, { "the request body must be a JSON object" } }, { res.status, res.json.message })
+        res = tr("POST", "/v1/integrations/nope_1/users/someone-new/auth-url", { body = {} })
+        assert.are.same({ 404, { statusCode = 404, message = "Integration not found", error = "Not Found" } },
+          { res.status, res.json })
+        assert.are.equal(404, tr("GET", "/v1/integrations/nope_1/users/someone-new").status)
+        res = assert(request("POST", "/toolregistry/v1/integrations/" .. cid .. "/users/user-123/auth-url",
+          { body = {} }))
+        assert.are.same({ 401, "Missing API key" }, { res.status, res.json.message })
+      end)
+    end)
+
+    describe("actions", function()
+      -- their runs would change the counts the run specs below compare with the fixtures
+      teardown(function()
+        assert.are.equal(200, assert(request("POST", "/_sandbox/reset")).status)
+      end)
+
+      local function run_action(body)
+        return tr("POST", "/v1/actions/run", { body = body })
+      end
+
+      it("lists the seeded actions: key, intent, schemas, mapping and times", function()
+        local res = tr("GET", "/v1/actions")
+        assert.are.equal(200, res.status)
+        local keys = {}
+        for i, a in ipairs(res.json) do
+          keys[i] = a.key
+          assert.is_string(a.intent)
+          assert.is_boolean(a.useDefaultMapping)
+          assert.are.equal("object", a.outputSchema.type)
+          assert.truthy(a.createdAt:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"))
+          assert.is_true(a.updatedAt >= a.createdAt)
+        end
+        assert.are.same({ "find_users_by_name", "create_crm_contact", "next_calendar_events", "post_weekly_metrics" },
+          keys)
+        assert.are.same({ type = "object", properties = { name = { type = "string" } }, required = { "name" } },
+          res.json[1].inputSchema)
+        assert.is_nil(res.json[4].inputSchema) -- takes no input
+        assert.are.equal(401, assert(request("GET", "/toolregistry/v1/actions")).status)
+      end)
+
+      it("runs an action (200 {runId, output}), leaving a finished run behind", function()
+        local res = run_action { key = "find_users_by_name", userId = "user-123", input = { name = "john" },
+          passThrough = { { customerIntegrationId = fixtures.integrations[2].customerIntegrationId,
+            headers = { Authorization = "Bearer pass-through" } } } }
+        assert.are.equal(200, res.status)
+        local names = {}
+        for i, u in ipairs(res.json.output.users) do
+          names[i] = u.name
+          assert.truthy(u.email:match("^john%.%a+@example%.com$"))
+        end
+        assert.are.same({ "John Doe", "John Smith" }, names)
+        local run = tr("GET", "/v1/runs/" .. res.json.runId .. "?includeEvents=true").json
+        assert.are.same({ "SUCCESS", "Find users by name", res.json.output },
+          { run.status, run.intent, run.result })
+        assert.are.same({ "status", "start", "step", "end" }, names_of(run.events))
+        assert.are.equal("Run action find_users_by_name with HubSpot", run.events[3].data.step.reason)
+        local listed = tr("GET", "/v1/runs?pageSize=1&userId=user-123").json.runs[1]
+        assert.are.equal(res.json.runId, listed.runId)
+      end)
+
+      it("shapes each action's output by its outputSchema", function()
+        local cid = fixtures.integrations[3].customerIntegrationId
+        local events = run_action { key = "next_calendar_events", userId = "u", customerIntegrationId = cid,
+          input = { count = 3 } }
+        assert.are.equal(200, events.status)
+        assert.are.equal(3, #events.json.output.events)
+        for _, ev in ipairs(events.json.output.events) do
+          assert.is_string(ev.title)
+          assert.is_true(ev["end"] > ev.start)
+        end
+        assert.are.equal(5, #run_action({ key = "next_calendar_events", userId = "u" }).json.output.events)
+        local first = run_action { key = "create_crm_contact", userId = "u", input = { email = "Ann@Example.com" } }
+        local second = run_action { key = "create_crm_contact", userId = "u", input = { email = "ann@example.com" } }
+        assert.are.same({ true, false, first.json.output.contactId },
+          { first.json.output.created, second.json.output.created, second.json.output.contactId })
+        local posted = run_action { key = "post_weekly_metrics", userId = "u" }
+        assert.are.same({ 200, true, "#team-metrics" }, { posted.status, posted.json.output.posted,
+          posted.json.output.channel })
+      end)
+
+      it("validates the body, then the action, the integration and the input", function()
+        local cases = {
+          { {}, 400, { "key should not be empty", "key must be a string", "userId must be a string" } },
+          { { key = 5, userId = "u" }, 400, { "key must be a string" } },
+          { { key = "find_users_by_name", userId = "u", customerIntegrationId = 1, input = "john" }, 400,
+            { "customerIntegrationId must be a string", "input must be an object" } },
+          { { key = "post_weekly_metrics", userId = "u", passThrough = { headers = {} } }, 400,
+            { "passThrough must be an array" } },
+          { { key = "post_weekly_metrics", userId = "u", passThrough = { "x", { headers = "h" } } }, 400,
+            { "each value in passThrough must be an object", "passThrough.1.customerIntegrationId must be a string",
+              "passThrough.1.headers must be an object" } },
+          { { key = "no_such_action", userId = "u" }, 404, "Action not found" },
+          { { key = "post_weekly_metrics", userId = "u", customerIntegrationId = "nope_1" }, 404,
+            "Integration not found" },
+          { { key = "post_weekly_metrics", userId = "u", customerIntegrationId = fixtures.integrations[5]
+            .customerIntegrationId }, 400,
+            "Integration " .. fixtures.integrations[5].customerIntegrationId .. " is not active" },
+          { { key = "find_users_by_name", userId = "u" }, 400, { "input must have required property 'name'" } },
+          { { key = "find_users_by_name", userId = "u", input = { name = 7 } }, 400, { "input.name must be string" } },
+          { { key = "next_calendar_events", userId = "u", input = { count = 0 } }, 400,
+            { "input.count must be >= 1" } },
+          { { key = "next_calendar_events", userId = "u", input = { count = 2.5 } }, 400,
+            { "input.count must be integer" } },
+          { { key = "create_crm_contact", userId = "u", input = { firstName = "Ann" } }, 400,
+            { "input must have required property 'email'" } },
+        }
+        local before = tr("GET", "/v1/runs?pageSize=1").json.pagination.totalItems
+        for _, c in ipairs(cases) do
+          local res = run_action(c[1])
+          local names = { [400] = "Bad Request", [404] = "Not Found" }
+          assert.are.same({ c[2], { statusCode = c[2], message = c[3], error = names[c[2]] } },
+            { res.status, res.json })
+        end
+        assert.are.equal(before, tr("GET", "/v1/runs?pageSize=1").json.pagination.totalItems)
+        local res = tr("POST", "/v1/actions/run", { body = "{oops" })
+        assert.are.same({ 400, "string" }, { res.status, type(res.json.message) })
+      end)
     end)
 
     describe("GET /v1/runs", function()
@@ -1105,20 +1261,32 @@ describe("agentruns-sandbox", function()
 
     describe("POST /v1/runs", function()
       it("validates the body", function()
+        -- a valid body with `fields` on top (false removes a field)
+        local function body(fields)
+          local b = { intent = "x", selectedCustomerIntegrationIds = { "*" }, context = "", userId = "user-123" }
+          for k, v in pairs(fields) do
+            if v == false then b[k] = nil else b[k] = v end
+          end
+          return b
+        end
         local cases = {
           { {}, { "intent should not be empty", "intent must be a string",
-            "selectedCustomerIntegrationIds must be an array" } },
-          { { intent = "x", selectedCustomerIntegrationIds = "all" },
-            { "selectedCustomerIntegrationIds must be an array" } },
-          { { intent = "x", selectedCustomerIntegrationIds = { 1 } },
+            "selectedCustomerIntegrationIds must be an array", "context must be a string",
+            "userId must be a string" } },
+          { body { selectedCustomerIntegrationIds = "all" }, { "selectedCustomerIntegrationIds must be an array" } },
+          { body { selectedCustomerIntegrationIds = { 1 } },
             { "each value in selectedCustomerIntegrationIds must be a string" } },
-          { { intent = "x", selectedCustomerIntegrationIds = { "nope_1" } },
+          { body { selectedCustomerIntegrationIds = { "nope_1" } },
             { "selectedCustomerIntegrationIds contains an unknown or inactive integration: nope_1" } },
-          { { intent = "x", selectedCustomerIntegrationIds = { "*" }, approvalStrategy = "ALWAYS" },
+          { body { approvalStrategy = "ALWAYS" },
             { "approvalStrategy must be one of the following values: NONE, ON_START, ON_TOOL_CALL" } },
-          { { intent = "x", selectedCustomerIntegrationIds = { "*" }, outputSchema = "object" },
-            { "outputSchema must be an object" } },
-          { { intent = "x", selectedCustomerIntegrationIds = { "*" }, userId = 5 }, { "userId must be a string" } },
+          { body { outputSchema = "object" }, { "outputSchema must be an object" } },
+          { body { userId = 5 }, { "userId must be a string" } },
+          { body { context = false }, { "context must be a string" } },
+          { body { userId = false }, { "userId must be a string" } },
+          { body { context = cjson.null, userId = cjson.null },
+            { "context must be a string", "userId must be a string" } },
+          { body { repeatKey = 1 }, { "repeatKey must be a string" } },
         }
         for _, c in ipairs(cases) do
           local res = tr("POST", "/v1/runs", { body = c[1] })
@@ -1132,6 +1300,7 @@ describe("agentruns-sandbox", function()
 
       it("creates a QUEUED run (201) with a generated repeatKey and a text plan", function()
         local run = create_run { intent = "Summarise Q4 sales", selectedCustomerIntegrationIds = { "*" } }
+        assert.are.equal("", tr("GET", "/v1/runs/" .. run.runId).json.context)
         assert.is_true(is_uuid(run.runId))
         assert.are.same({ "QUEUED", cjson.null, "text" }, { run.status, run.repeatRunId, run.plan.planType })
         assert.truthy(run.repeatKey:match("^rk_%x+$"))
@@ -1430,14 +1599,15 @@ describe("agentruns-sandbox", function()
       assert.are.equal(201, assert(request("POST", "/_sandbox/faults", { body = { path = "/toolregistry/v1/runs",
         method = "POST", fault = "drop-after-body", times = 1 } })).status)
       local res = request("POST", "/toolregistry/v1/runs", { headers = tr_key(),
-        body = { intent = "Created but unanswered", selectedCustomerIntegrationIds = { "*" } } })
+        body = { intent = "Created but unanswered", selectedCustomerIntegrationIds = { "*" }, context = "",
+                 userId = "user-123" } })
       assert.is_nil(res)
       local list = tr("GET", "/v1/runs?pageSize=1").json
       assert.are.equal(before + 1, list.pagination.totalItems)
       assert.are.equal("Created but unanswered", list.runs[1].intent)
       assert.are.equal(0, #assert(request("GET", "/_sandbox/faults")).json.faults)
       assert.are.equal(201, tr("POST", "/v1/runs", { body = { intent = "Answered",
-        selectedCustomerIntegrationIds = { "*" } } }).status)
+        selectedCustomerIntegrationIds = { "*" }, context = "", userId = "user-123" } }).status)
     end)
 
     it("sends part of the body, then closes, with drop-mid-body", function()

@@ -73,7 +73,8 @@ describe("agentruns scheduler", function()
           end
         end
       end
-      local run = assert(tr:create_run { intent = "Tally the week", selectedCustomerIntegrationIds = { "*" } })
+      local run = assert(tr:create_run { intent = "Tally the week", selectedCustomerIntegrationIds = { "*" },
+                                         context = "", userId = "user-123" })
       local results = agentruns.gather {
         function()
           local ids = {}

@@ -300,7 +300,8 @@ describe("agentruns.toolregistry", function()
 
   describe("create_run", function()
     it("answers 201's CreateRunResponse: QUEUED, a generated repeatKey, a text plan", function()
-      local run = assert(tr:create_run { intent = "Summarise Q4 sales", selectedCustomerIntegrationIds = { "*" } })
+      local run = assert(tr:create_run { intent = "Summarise Q4 sales", selectedCustomerIntegrationIds = { "*" },
+                                         context = "", userId = "user-123" })
       assert.same({ "plan", "repeatKey", "repeatRunId", "runId", "status", "stepsFinished" }, keys_of(run))
       assert.same({ "QUEUED", agentruns.null, {} }, { run.status, run.repeatRunId, run.stepsFinished })
       assert.matches("^rk_%x+$", run.repeatKey)
@@ -308,7 +309,7 @@ describe("agentruns.toolregistry", function()
       assert.equal("text", run.plan.planType)
       assert.equal("string", type(run.plan.plan))
       local got = assert(tr:get_run(run.runId))
-      assert.same({ run.runId, "Summarise Q4 sales", agentruns.null }, { got.runId, got.intent, got.context })
+      assert.same({ run.runId, "Summarise Q4 sales", "" }, { got.runId, got.intent, got.context })
     end)
 
     it("sends every body field; a JSON plan and a result shaped by outputSchema", function()
@@ -327,8 +328,8 @@ describe("agentruns.toolregistry", function()
     end)
 
     it("links a repeated run to the newest earlier run with the same repeatKey and userId", function()
-      local body = { intent = "Weekly sales", selectedCustomerIntegrationIds = { "*" }, userId = "user-456",
-                     repeatKey = "spec_weekly" }
+      local body = { intent = "Weekly sales", selectedCustomerIntegrationIds = { "*" }, context = "",
+                     userId = "user-456", repeatKey = "spec_weekly" }
       local first = assert(tr:create_run(body))
       local second = assert(tr:create_run(body))
       body.userId = "user-789"
@@ -339,7 +340,8 @@ describe("agentruns.toolregistry", function()
     end)
 
     it("returns the API's 400 for an inactive integration, and does not retry", function()
-      local res, err = tr:create_run { intent = "x", selectedCustomerIntegrationIds = { integration("Jira") } }
+      local res, err = tr:create_run { intent = "x", selectedCustomerIntegrationIds = { integration("Jira") },
+                                       context = "", userId = "user-123" }
       assert.is_nil(res)
       assert.same({ "http", 400, "selectedCustomerIntegrationIds contains an unknown or inactive integration: " ..
         integration("Jira"), "Bad Request", false }, http_error(err))
@@ -347,8 +349,8 @@ describe("agentruns.toolregistry", function()
     end)
 
     it("refuses an outputSchema that is a Lua sequence (it would go out as a JSON array)", function()
-      local res, err = tr:create_run { intent = "x", selectedCustomerIntegrationIds = { "*" },
-                                       outputSchema = { "events" } }
+      local res, err = tr:create_run { intent = "x", selectedCustomerIntegrationIds = { "*" }, context = "",
+                                       userId = "user-123", outputSchema = { "events" } }
       assert.is_nil(res)
       assert.same({ "invalid_argument", "outputSchema" }, { err.kind, err.argument })
       assert.same({}, ctl.requests())
@@ -356,24 +358,32 @@ describe("agentruns.toolregistry", function()
 
     it("returns the API's 401 for a wrong key", function()
       local res, err = new_client({ api_key = "tr_wrong" }):create_run {
-        intent = "x", selectedCustomerIntegrationIds = { "*" } }
+        intent = "x", selectedCustomerIntegrationIds = { "*" }, context = "", userId = "user-123" }
       assert.is_nil(res)
       assert.same({ "http", 401, "Invalid API key", "Unauthorized", false }, http_error(err))
     end)
 
     local function create(fields)
-      local body = { intent = "x", selectedCustomerIntegrationIds = { "*" } }
+      local body = { intent = "x", selectedCustomerIntegrationIds = { "*" }, context = "", userId = "user-123" }
       for k, v in pairs(fields) do body[k] = v end
       return tr:create_run(body)
     end
     refusals {
-      { "a missing intent", function() return tr:create_run { selectedCustomerIntegrationIds = { "*" } } end,
+      { "a missing intent", function()
+          return tr:create_run { selectedCustomerIntegrationIds = { "*" }, context = "", userId = "user-123" } end,
         "intent", "intent: is required" },
+      { "a missing context", function()
+          return tr:create_run { intent = "x", selectedCustomerIntegrationIds = { "*" }, userId = "user-123" } end,
+        "context", "context: is required" },
+      { "a missing userId", function()
+          return tr:create_run { intent = "x", selectedCustomerIntegrationIds = { "*" }, context = "" } end,
+        "userId", "userId: is required" },
       { "an empty intent", function() return create { intent = "" } end,
         "intent", "intent: must not be shorter than 1 bytes" },
       { "an intent that is not a string", function() return create { intent = 7 } end,
         "intent", "intent: must be a string, got number" },
-      { "missing selectedCustomerIntegrationIds", function() return tr:create_run { intent = "x" } end,
+      { "missing selectedCustomerIntegrationIds", function()
+          return tr:create_run { intent = "x", context = "", userId = "user-123" } end,
         "selectedCustomerIntegrationIds", "selectedCustomerIntegrationIds: is required" },
       { "empty selectedCustomerIntegrationIds", function() return create { selectedCustomerIntegrationIds = {} } end,
         "selectedCustomerIntegrationIds", "selectedCustomerIntegrationIds: must have at least 1 item" },
@@ -400,7 +410,8 @@ describe("agentruns.toolregistry", function()
         "repeatKey, selectedCustomerIntegrationIds, userId)" },
       { "a body that is not a table", function() return tr:create_run "intent" end,
         "body", "body: must be a table, got string" },
-      { "a missing body", function() return tr:create_run() end, "intent", "intent: is required" },
+      { "a missing body (context is the first required field by name)", function() return tr:create_run() end,
+        "context", "context: is required" },
     }
   end)
 
@@ -550,8 +561,8 @@ describe("agentruns.toolregistry", function()
 
     -- A live run that will wait for its approval (its stream stays open meanwhile).
     local function paused_run()
-      return assert(tr:create_run { intent = "Hold", selectedCustomerIntegrationIds = { "*" },
-                                    approvalStrategy = "ON_START" })
+      return assert(tr:create_run { intent = "Hold", selectedCustomerIntegrationIds = { "*" }, context = "",
+                                    userId = "user-123", approvalStrategy = "ON_START" })
     end
 
     it("closes the connection on close(); the stream then ends", function()
@@ -776,6 +787,193 @@ describe("agentruns.toolregistry", function()
     }
   end)
 
+  describe("get_integration_auth_url", function()
+    it("answers {authorizeUrl}; the user it creates is then found, not yet active", function()
+      local cid = integration("Google Calendar")
+      local _, err = tr:get_integration_user(cid, "auth-url-user")
+      assert.equal(404, err.status)
+      local link = assert(tr:get_integration_auth_url(cid, "auth-url-user"))
+      assert.same({ "authorizeUrl" }, keys_of(link))
+      assert.matches("^" .. sb.url:gsub("%p", "%%%0") .. "/toolregistry/oauth/start%?t=%x+$", link.authorizeUrl)
+      local user = assert(tr:get_integration_user(cid, "auth-url-user"))
+      assert.same({ "auth-url-user", false }, { user.userId, user.active })
+      local again = assert(tr:get_integration_auth_url(cid, "auth-url-user",
+                                                       { redirectUri = "https://app.example.com/done" }))
+      assert.are_not.equal(link.authorizeUrl, again.authorizeUrl)
+      assert.same(user, assert(tr:get_integration_user(cid, "auth-url-user")))
+    end)
+
+    it("returns the API's 404 for an unknown integration", function()
+      local res, err = tr:get_integration_auth_url("zendesk_0000", "user-123")
+      assert.is_nil(res)
+      assert.same({ "http", 404, "Integration not found", "Not Found", false }, http_error(err))
+    end)
+
+    it("is retried like a read: asking again is harmless", function()
+      local res, err = new_client({ retry_base_delay = 0, retry_max_delay = 0 }):get_integration_auth_url(
+        integration("Slack"), "user-123", nil, { max_retries = 1, headers = { ["x-sandbox-fault"] = "status=503" } })
+      assert.is_nil(res)
+      assert.same({ "http", 503, 2 }, { err.kind, err.status, err.attempts })
+      assert.equal(2, #ctl.requests())
+    end)
+
+    it("returns the API's 401 for a wrong key", function()
+      local _, err = new_client({ api_key = "tr_wrong" }):get_integration_auth_url(integration("Slack"), "user-123")
+      assert.same({ "http", 401, "Invalid API key", "Unauthorized", false }, http_error(err))
+    end)
+
+    refusals {
+      { "a missing customerIntegrationId", function() return tr:get_integration_auth_url() end,
+        "customerIntegrationId", "customerIntegrationId: is required" },
+      { "a missing userId", function() return tr:get_integration_auth_url "slack_1" end,
+        "userId", "userId: is required" },
+      { "a userId with a slash", function() return tr:get_integration_auth_url("slack_1", "a/b") end,
+        "userId", "userId: " .. PATH_MESSAGE },
+      { "a redirectUri that is not a string",
+        function() return tr:get_integration_auth_url("slack_1", "u", { redirectUri = true }) end,
+        "redirectUri", "redirectUri: must be a string, got boolean" },
+      { "an unknown body field", function() return tr:get_integration_auth_url("slack_1", "u", { redirect = "x" }) end,
+        "redirect", "redirect: is not a parameter of this call (known: redirectUri)" },
+    }
+  end)
+
+  describe("list_actions", function()
+    it("answers the bare array of actions in the wire names", function()
+      local list = assert(tr:list_actions())
+      assert.same({ "find_users_by_name", "create_crm_contact", "next_calendar_events", "post_weekly_metrics" },
+                  pluck(list, "key"))
+      for _, action in ipairs(list) do
+        local fields = keys_of(action)
+        assert.same(action.inputSchema and { "createdAt", "inputSchema", "intent", "key", "outputSchema", "updatedAt",
+          "useDefaultMapping" } or { "createdAt", "intent", "key", "outputSchema", "updatedAt", "useDefaultMapping" },
+          fields)
+      end
+      assert.same({ "Find users by name", { "name" }, true },
+                  { list[1].intent, list[1].inputSchema.required, list[1].useDefaultMapping })
+    end)
+
+    it("returns the API's 401 for a wrong key", function()
+      local _, err = new_client({ api_key = "tr_wrong" }):list_actions()
+      assert.same({ "http", 401, "Invalid API key", "Unauthorized", false }, http_error(err))
+    end)
+
+    refusals {
+      { "parameters, which it has none of", function() return tr:list_actions { key = "x" } end,
+        "params", "params: this call takes no parameters" },
+    }
+  end)
+
+  describe("run_action", function()
+    it("answers {runId, output}; the run it made is finished, its result the output", function()
+      local out = assert(tr:run_action { key = "find_users_by_name", userId = "user-123",
+                                         customerIntegrationId = integration("HubSpot"), input = { name = "Doe" } })
+      assert.same({ "output", "runId" }, keys_of(out))
+      assert.same({ "John Doe", "Jane Doe" }, pluck(out.output.users, "name"))
+      local run = assert(tr:get_run(out.runId))
+      assert.same({ "SUCCESS", "Find users by name", out.output }, { run.status, run.intent, run.result })
+      assert.equal("end", stream_all(out.runId)[4].event)
+    end)
+
+    it("runs an action that takes no input", function()
+      local out = assert(tr:run_action { key = "post_weekly_metrics", userId = "user-456" })
+      assert.same({ true, "#team-metrics" }, { out.output.posted, out.output.channel })
+    end)
+
+    it("returns the API's 400 for an input its action refuses, and does not retry", function()
+      local res, err = tr:run_action { key = "find_users_by_name", userId = "user-123", input = { nickname = "JD" } }
+      assert.is_nil(res)
+      assert.same({ "http", 400, "input must have required property 'name'", "Bad Request", false }, http_error(err))
+      assert.equal(1, #ctl.requests())
+    end)
+
+    it("returns the API's 404 for an unknown action", function()
+      local _, err = tr:run_action { key = "find_user_by_name", userId = "user-123" }
+      assert.same({ "http", 404, "Action not found", "Not Found", false }, http_error(err))
+    end)
+
+    it("is never retried once sent, even on a 503", function()
+      local res, err = new_client({ retry_base_delay = 0, retry_max_delay = 0 }):run_action(
+        { key = "post_weekly_metrics", userId = "user-123" }, { headers = { ["x-sandbox-fault"] = "status=503" } })
+      assert.is_nil(res)
+      assert.same({ "http", 503, 1, false }, { err.kind, err.status, err.attempts, err.retryable })
+      assert.equal(1, #ctl.requests())
+    end)
+
+    it("keeps the passThrough headers out of hooks, log entries and errors", function()
+      local seen = {}
+      local c = new_client { on_request = function(r) seen[#seen + 1] = r end,
+                             on_response = function(r) seen[#seen + 1] = r end,
+                             log = function(e) seen[#seen + 1] = e end }
+      local pass = { { customerIntegrationId = integration("HubSpot"), headers = { Authorization = "Bearer pt-77" } } }
+      assert(c:run_action { key = "find_users_by_name", userId = "user-123", input = { name = "x" },
+                            passThrough = pass })
+      local _, err = c:run_action { key = "find_users_by_name", userId = "user-123", passThrough = pass }
+      assert.equal(400, err.status)
+      seen[#seen + 1] = err
+      seen[#seen + 1] = tostring(err)
+      local function check(v, depth)
+        if type(v) == "string" then
+          assert.is_nil(v:find("pt-77", 1, true), v)
+        elseif type(v) == "table" and depth < 5 then
+          for k, x in pairs(v) do
+            check(k, depth + 1)
+            check(x, depth + 1)
+          end
+        end
+      end
+      assert.is_true(#seen >= 8)
+      check(seen, 0)
+      assert.matches('"Bearer pt%-77"', ctl.requests()[1].body) -- it was sent
+    end)
+
+    it("returns the API's 401 for a wrong key", function()
+      local _, err = new_client({ api_key = "tr_wrong" }):run_action { key = "post_weekly_metrics", userId = "u" }
+      assert.same({ "http", 401, "Invalid API key", "Unauthorized", false }, http_error(err))
+    end)
+
+    local function run(fields)
+      local body = { key = "post_weekly_metrics", userId = "user-123" }
+      for k, v in pairs(fields) do body[k] = v end
+      return tr:run_action(body)
+    end
+    refusals {
+      { "a missing key", function() return tr:run_action { userId = "user-123" } end, "key", "key: is required" },
+      { "an empty key", function() return run { key = "" } end, "key", "key: must not be shorter than 1 bytes" },
+      { "a key that is not a string", function() return run { key = 1 } end,
+        "key", "key: must be a string, got number" },
+      { "a missing userId", function() return tr:run_action { key = "post_weekly_metrics" } end,
+        "userId", "userId: is required" },
+      { "a userId that is not a string", function() return run { userId = 123 } end,
+        "userId", "userId: must be a string, got number" },
+      { "a customerIntegrationId that is not a string", function() return run { customerIntegrationId = {} } end,
+        "customerIntegrationId", "customerIntegrationId: must be a string, got table" },
+      { "an input that is a string", function() return run { input = "John" } end,
+        "input", "input: must be a table (a JSON object), got string" },
+      { "an input that is a sequence", function() return run { input = { "John" } } end,
+        "input", "input: must be a table (a JSON object), got an array" },
+      { "a passThrough that is one object", function()
+          return run { passThrough = { customerIntegrationId = "hubspot_1", headers = {} } } end,
+        "passThrough", "passThrough: must be an array (keys 1..n)" },
+      { "a passThrough entry without customerIntegrationId", function()
+          return run { passThrough = { { headers = { Authorization = "Bearer x" } } } } end,
+        "passThrough[1].customerIntegrationId", "passThrough[1].customerIntegrationId: is required" },
+      { "a passThrough entry with an unknown field", function()
+          return run { passThrough = { { customerIntegrationId = "hubspot_1", header = {} } } } end,
+        "passThrough[1].header", "passThrough[1].header: is not a field of this object (known: " ..
+        "customerIntegrationId, headers)" },
+      { "passThrough headers that are a string", function()
+          return run { passThrough = { { customerIntegrationId = "hubspot_1", headers = "Authorization: x" } } } end,
+        "passThrough[1].headers", "passThrough[1].headers: must be a table (a JSON object), got string" },
+      { "a passThrough entry that is a string", function() return run { passThrough = { "hubspot_1" } } end,
+        "passThrough", "passThrough: item 1 must be a table (a JSON object), got string" },
+      { "an unknown body field", function() return run { integrationId = "x" } end, "integrationId",
+        "integrationId: is not a parameter of this call (known: customerIntegrationId, input, key, passThrough, " ..
+        "userId)" },
+      { "a body that is not a table", function() return tr:run_action "post_weekly_metrics" end,
+        "body", "body: must be a table, got string" },
+    }
+  end)
+
   describe("decide_approval, approve_run and deny_run", function()
     setup(function() ctl.reset() end)
 
@@ -919,7 +1117,7 @@ describe("agentruns.toolregistry", function()
   describe("a live run", function()
     local function create(strategy, intent)
       return assert(tr:create_run { intent = intent or "Summarise Q4 sales", selectedCustomerIntegrationIds = { "*" },
-                                    approvalStrategy = strategy })
+                                    context = "", userId = "user-123", approvalStrategy = strategy })
     end
 
     it("streams start, run_approval, approve, steps and end; finishes SUCCESS", function()

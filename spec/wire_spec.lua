@@ -153,6 +153,38 @@ describe("the wire", function()
       assert.same(request("GET", P .. "/integrations/" .. cid "Slack" .. "/users/user%201%2B%C3%A4%25", "", H), sent())
     end)
 
+    it("POST /v1/integrations/{customerIntegrationId}/users/{userId}/auth-url: {} without redirectUri", function()
+      assert(tr:get_integration_auth_url(cid "HubSpot", "user 1+ä"))
+      assert.same(request("POST", P .. "/integrations/" .. cid "HubSpot" .. "/users/user%201%2B%C3%A4/auth-url", "",
+        H, "{}"), sent())
+      ctl.clear()
+      assert(tr:get_integration_auth_url(cid "HubSpot", "user-123",
+        { redirectUri = "https://app.example.com/integrations/done?from=tr" }))
+      assert.same(request("POST", P .. "/integrations/" .. cid "HubSpot" .. "/users/user-123/auth-url", "", H,
+        '{"redirectUri":"https://app.example.com/integrations/done?from=tr"}'), sent())
+    end)
+
+    it("GET /v1/actions: no query", function()
+      assert(tr:list_actions())
+      assert.same(request("GET", P .. "/actions", "", H), sent())
+    end)
+
+    it("POST /v1/actions/run: every field, passThrough an array of objects, keys sorted", function()
+      assert(tr:run_action {
+        key = "find_users_by_name", customerIntegrationId = cid "HubSpot", userId = "user-123",
+        input = { name = "John Doe" },
+        passThrough = { { customerIntegrationId = cid "HubSpot", headers = { Authorization = "Bearer pt-1" } } },
+      })
+      assert.same(request("POST", P .. "/actions/run", "", H,
+        '{"customerIntegrationId":"' .. cid "HubSpot" .. '","input":{"name":"John Doe"},"key":"find_users_by_name",' ..
+        '"passThrough":[{"customerIntegrationId":"' .. cid "HubSpot" .. '",' ..
+        '"headers":{"Authorization":"Bearer pt-1"}}],"userId":"user-123"}'), sent())
+      ctl.clear()
+      assert(tr:run_action { key = "post_weekly_metrics", userId = "user-123", input = {}, passThrough = {} })
+      assert.same(request("POST", P .. "/actions/run", "", H,
+        '{"input":{},"key":"post_weekly_metrics","passThrough":[],"userId":"user-123"}'), sent())
+    end)
+
     it("GET /v1/runs/approval?token=: the token of the link, with x-api-key", function()
       tr:decide_approval { token = "apt_0001" }
       assert.same(request("GET", P .. "/runs/approval", "token=apt_0001", H), sent())

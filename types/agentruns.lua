@@ -73,12 +73,12 @@
 
 ---@class agentruns.ToolRegistry.create_run.body
 ---@field approvalStrategy? "NONE"|"ON_START"|"ON_TOOL_CALL" one of NONE, ON_START, ON_TOOL_CALL
----@field context? string string
+---@field context string string
 ---@field intent string non-empty string
 ---@field outputSchema? table table (a JSON object)
 ---@field repeatKey? string string
 ---@field selectedCustomerIntegrationIds string[] array of string, at least 1
----@field userId? string string
+---@field userId string string
 
 ---@class agentruns.ToolRegistry.decide_approval.query
 ---@field token string non-empty string
@@ -90,6 +90,9 @@
 ---@field pageSize? integer integer from 1 to 100
 ---@field status? "QUEUED"|"RUNNING"|"AUTH_REQUIRED"|"PAUSED"|"CANCELED"|"NO_SUCCESS"|"PARTIAL_SUCCESS"|"SUCCESS"|"FAILED" one of QUEUED, RUNNING, AUTH_REQUIRED, PAUSED, CANCELED, NO_SUCCESS, PARTIAL_SUCCESS, SUCCESS, FAILED
 ---@field userId? string string
+
+---@class agentruns.ToolRegistry.get_integration_auth_url.body
+---@field redirectUri? string string
 
 ---@class agentruns.ToolRegistry.get_run.query
 ---@field includeEvents? boolean boolean
@@ -110,6 +113,13 @@
 ---@field metadata? table table { clientVersion?: string; environment?: string; experimentId?: string; sessionId?: string; version?: string }
 ---@field rating? "positive"|"negative" one of positive, negative
 ---@field source? table table { metadata?: table { device?: string; platform?: string; sessionId?: string; userAgent?: string; version?: string }; type?: one of user, evaluator, api; userId?: string }
+
+---@class agentruns.ToolRegistry.run_action.body
+---@field customerIntegrationId? string string
+---@field input? table table (a JSON object)
+---@field key string non-empty string
+---@field passThrough? table[] array of table { customerIntegrationId: string; headers?: table (a JSON object) }
+---@field userId string string
 
 ---@class agentruns.ToolRegistry.stream_events.query
 ---@field includeToolCalls? boolean boolean
@@ -167,6 +177,17 @@ function toolregistry:each_run(query, options) end
 ---@return agentruns.Error? err
 function toolregistry:get_feedback(runId, options) end
 
+--- `POST /v1/integrations/{customerIntegrationId}/users/{userId}/auth-url`
+--- A link the user opens to connect their account: `{ authorizeUrl }` (any 2xx). Creates the integration user when there is none; asking again is harmless, so it is retried like a read. Without `redirectUri` the body is `{}` and the service shows its own result page.
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param customerIntegrationId string string
+---@param userId string string
+---@param body? agentruns.ToolRegistry.get_integration_auth_url.body
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function toolregistry:get_integration_auth_url(customerIntegrationId, userId, body, options) end
+
 --- `GET /v1/integrations/{customerIntegrationId}/users/{userId}`
 --- Retried on connection failures, 408, 429 and 5xx.
 ---@param customerIntegrationId string string
@@ -189,6 +210,14 @@ function toolregistry:get_run(runId, query, options) end
 ---@param status any
 ---@return any
 function toolregistry:is_terminal(status) end
+
+--- `GET /v1/actions`
+--- The tenant's actions, a bare array (no parameters, no pagination) of `{ key, intent, inputSchema?, outputSchema?, useDefaultMapping, createdAt, updatedAt }`.
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function toolregistry:list_actions(options) end
 
 --- `GET /v1/integrations`
 --- Retried on connection failures, 408, 429 and 5xx.
@@ -214,6 +243,15 @@ function toolregistry:list_runs(query, options) end
 ---@return any result
 ---@return agentruns.Error? err
 function toolregistry:put_feedback(runId, body, options) end
+
+--- `POST /v1/actions/run`
+--- Runs the action `key` for `userId` and answers when it is done: `{ runId, output }` (200), `output` shaped by the action's outputSchema and returned as decoded, unchecked. Revisions of the API disagree on `customerIntegrationId` (required in one, absent in another): it is sent when given. `passThrough` entries (`{ customerIntegrationId, headers }`) carry credentials: the body is never logged nor shown to hooks.
+--- Not idempotent: retried only when the request provably never reached the server.
+---@param body? agentruns.ToolRegistry.run_action.body
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function toolregistry:run_action(body, options) end
 
 --- `GET /v1/runs/{runId}/sse`: a live event stream
 --- Yields `{ id, event, data, raw }` in order, each id once, keepalives left out; resumes after drops with Last-Event-ID; ends after its terminal event.

@@ -15,6 +15,7 @@ into a class whose methods are the endpoints:
     paginate = { ... }, each = "each_run",      -- see agentruns.paginate
     idempotent = true/false,                    -- default: by method
     stream = true,                              -- an SSE endpoint, see agentruns.stream
+    doc = "...",                                -- what the reference says beyond the table
   }
 
 The generated method takes the path parameters in the order the path names

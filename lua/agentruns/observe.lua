@@ -4,7 +4,9 @@ What a client tells the outside about its traffic: the `on_request` and
 
 Both see the same things, with credentials hidden the same way: the URL with
 secret query parameters removed (agentruns.url.redact) and every header whose
-name looks like a credential shown as "REDACTED". Bodies are never logged.
+name looks like a credential shown as "REDACTED". Bodies are never logged nor
+given to hooks or log functions, only their size (`body_size`): a body may
+carry credentials of its own (ToolRegistry's run_action passThrough headers).
 
 The log is off unless the client's `log` option or AGENTRUNS_LOG says
 otherwise:
@@ -104,14 +106,14 @@ end
 --[[
 A request goes out. `info` = { method, url (redacted), headers (lines),
 body, attempt, stream = true for a stream connection, reconnect = true for
-a later one, last_event_id }.
+a later one, last_event_id }. Of the body only its size is passed on.
 ]]
 function M.request(client, info)
   local hook, level = client.on_request, client.log_level or 0
   if not hook and level == 0 then return end
   local fields = { method = info.method, url = info.url, headers = M.redacted_headers(info.headers),
-                   body = info.body, attempt = info.attempt, stream = info.stream, reconnect = info.reconnect,
-                   last_event_id = info.last_event_id }
+                   body_size = info.body and #info.body, attempt = info.attempt, stream = info.stream,
+                   reconnect = info.reconnect, last_event_id = info.last_event_id }
   if hook then hook(fields) end
   if level == 0 then return end
   if info.stream then
@@ -124,7 +126,8 @@ function M.request(client, info)
   table.sort(names)
   for i, name in ipairs(names) do names[i] = name .. ": " .. fields.headers[name] end
   log(client, "debug", "request", string.format("%s %s (attempt %d%s) %s", info.method, info.url,
-    info.attempt or 1, info.body and (", " .. #info.body .. " bytes") or "", table.concat(names, "; ")), fields)
+    info.attempt or 1, fields.body_size and (", " .. fields.body_size .. " bytes") or "", table.concat(names, "; ")),
+    fields)
 end
 
 --[[

@@ -1,15 +1,25 @@
 --[[
 ToolRegistry runs API (api.toolregistry.ai): runs, their live event streams,
-approvals, feedback, integrations.
+approvals, feedback, integrations (their users and auth links), and actions
+(dashboard-defined operations run synchronously).
 
 Auth: the `x-api-key` header on every call. Paths carry /v1. There is no
-idempotency key, so creating a run is retried only when the request never
-reached the server. Run ids are `runId` in every shape.
+idempotency key, so creating a run or running an action is retried only when
+the request never reached the server. Run ids are `runId` in every shape.
+A run needs `context` and `userId` as well as its intent (the API's docs mark
+them required): `context = ""` when there is nothing to say. An action run's
+`passThrough` headers are credentials; request bodies never reach the log or
+the hooks (agentruns.observe).
 
   local tr = agentruns.toolregistry.new{ api_key = ... }   -- or TOOLREGISTRY_API_KEY
-  local run = assert(tr:create_run{ intent = "...", selectedCustomerIntegrationIds = {"*"} })
+  local run = assert(tr:create_run{ intent = "...", selectedCustomerIntegrationIds = {"*"},
+                                    context = "", userId = "user-123" })
   for ev in tr:stream_events(run.runId) do ... end
   local final = assert(tr:wait_run(run.runId))
+
+  local out = assert(tr:run_action{ key = "find_users_by_name", userId = "user-123",
+                                    input = { name = "John" } })     -- { runId, output }
+  local link = assert(tr:get_integration_auth_url(cid, "user-123")).authorizeUrl
 ]]
 local client = require "agentruns.client"
 local errors = require "agentruns.errors"
@@ -63,8 +73,8 @@ provider.endpoints = {
     body = {
       intent = T.required(T.string_len(1)),
       selectedCustomerIntegrationIds = T.required(T.array(T.string, 1)),
-      context = T.string,
-      userId = T.string,
+      context = T.required(T.string), -- "" when there is nothing to say
+      userId = T.required(T.string),
       approvalStrategy = T.enum { "NONE", "ON_START", "ON_TOOL_CALL" },
       repeatKey = T.string,
       outputSchema = T.object,
@@ -112,6 +122,36 @@ provider.endpoints = {
   get_integration_user = {
     method = "GET", path = "/v1/integrations/{customerIntegrationId}/users/{userId}",
     params = { customerIntegrationId = T.string, userId = T.string },
+  },
+  get_integration_auth_url = {
+    method = "POST", path = "/v1/integrations/{customerIntegrationId}/users/{userId}/auth-url",
+    params = { customerIntegrationId = T.string, userId = T.string },
+    body = { redirectUri = T.string },
+    idempotent = true,
+    doc = "A link the user opens to connect their account: `{ authorizeUrl }` (any 2xx). Creates the "
+      .. "integration user when there is none; asking again is harmless, so it is retried like a read. "
+      .. "Without `redirectUri` the body is `{}` and the service shows its own result page.",
+  },
+  list_actions = {
+    method = "GET", path = "/v1/actions",
+    doc = "The tenant's actions, a bare array (no parameters, no pagination) of "
+      .. "`{ key, intent, inputSchema?, outputSchema?, useDefaultMapping, createdAt, updatedAt }`.",
+  },
+  run_action = {
+    method = "POST", path = "/v1/actions/run",
+    body = {
+      key = T.required(T.string_len(1)),
+      customerIntegrationId = T.string,
+      userId = T.required(T.string),
+      input = T.object,
+      passThrough = T.array(T.fields { customerIntegrationId = T.required(T.string), headers = T.object }),
+    },
+    idempotent = false,
+    doc = "Runs the action `key` for `userId` and answers when it is done: `{ runId, output }` (200), "
+      .. "`output` shaped by the action's outputSchema and returned as decoded, unchecked. Revisions of "
+      .. "the API disagree on `customerIntegrationId` (required in one, absent in another): it is sent when "
+      .. "given. `passThrough` entries (`{ customerIntegrationId, headers }`) carry credentials: the body is "
+      .. "never logged nor shown to hooks.",
   },
   -- The approval link's token carries the decision; see approve_run / deny_run.
   decide_approval = {

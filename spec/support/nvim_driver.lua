@@ -52,7 +52,8 @@ for i = 1, count do
   tasks[i] = example.show_runs { buf = buf, count = 2,
                                  call_options = { headers = { ["x-sandbox-fault"] = "delay=0.3" } } }
 end
-local run = assert(example.tr:create_run { intent = "Summarise the week", selectedCustomerIntegrationIds = { "*" } })
+local run = assert(example.tr:create_run { intent = "Summarise the week", selectedCustomerIntegrationIds = { "*" },
+                                           context = "", userId = "user-123" })
 local follow = example.follow_run(run.runId, { buf = buf })
 tasks[#tasks + 1] = follow
 

@@ -1,8 +1,12 @@
--- ToolRegistry emulation: runs (list, create, get, cancel, approval, event stream), feedback
--- and integrations, under the NestJS conventions of the real service.
+-- ToolRegistry emulation: runs (list, create, get, cancel, approval, event stream), feedback,
+-- integrations (their users and auth links) and actions, under the NestJS conventions of the
+-- real service.
 --
--- Data: six integrations (four active), 57 seeded runs across every status (several pages at the
--- default pageSize of 10) and feedback on some of them. Created runs are live (see live.lua).
+-- Data: six integrations (four active), each with the three seeded users, 57 seeded runs across
+-- every status (several pages at the default pageSize of 10), feedback on some of them, and four
+-- actions (see actions.lua). Created runs are live (see live.lua). Running an action answers at
+-- once and leaves a finished run behind, visible to GET /v1/runs/{runId}, the list and the
+-- stream like any other (whether the real service lists action runs is not documented).
 --
 -- Wire rules: `x-api-key` on every call except the approval link, whose one-time token is
 -- enough (a wrong key sent along is still refused). Errors are `{"statusCode", "message",
@@ -13,6 +17,7 @@
 -- The event stream writes `retry: <ms>` first, replays the run's events after `Last-Event-ID`,
 -- then waits on the run's condition variable for new ones, sending `event: keepalive` /
 -- `data: null` after every `keepalive` seconds of silence, and closes after `end`.
+local actions = require "agentruns.sandbox.actions"
 local cqueues = require "cqueues"
 local data = require "agentruns.sandbox.data"
 local json = require "agentruns.sandbox.json"
@@ -88,6 +93,7 @@ local function is_object(v)
   return type(v) == "table" and v ~= null and not json.is_array(v) and (next(v) == nil or #v == 0)
 end
 
+-- Whether `v` is a JSON array (its first result) of strings only (its second).
 local function is_string_list(v)
   if type(v) ~= "table" or v == null then return false, false end
   for k, x in pairs(v) do
@@ -122,6 +128,22 @@ function toolregistry.new(context)
   for _, it in ipairs(integrations) do
     if it.active then active_ids[#active_ids + 1] = it.customerIntegrationId end
   end
+  local integration_by_key = {}
+  for i, tpl in ipairs(INTEGRATIONS) do integration_by_key[tpl.key] = integrations[i] end
+
+  -- Integration users, by customerIntegrationId then userId: every seeded user on every
+  -- integration (active when the integration is). An auth-url request adds a user it does not
+  -- know, not active until they authorise (which the sandbox never sees happen).
+  local integration_users = {}
+  for _, it in ipairs(integrations) do
+    local users = {}
+    for _, user in ipairs(USERS) do
+      users[user] = { userId = user, active = it.active, createdAt = it.createdAt, updatedAt = it.updatedAt }
+    end
+    integration_users[it.customerIntegrationId] = users
+  end
+
+  local catalogue = actions.new(context.seed)
 
   -- Seeded runs, oldest first, advanced on a fake clock.
   local feedback = {}
@@ -148,7 +170,7 @@ function toolregistry.new(context)
       end
       local repeat_key = n > 4 and gen:chance(0.25) and "weekly_sales_summary" or nil
       local run = engine:create({
-        intent = intent, context = gen:chance(0.5) and "Timezone Europe/Berlin" or nil,
+        intent = intent, context = gen:chance(0.5) and "Timezone Europe/Berlin" or "",
         userId = gen:pick(USERS), approvalStrategy = strategy, selected = selected,
         integration_name = it.name, repeatKey = repeat_key,
       }, clock)
@@ -202,6 +224,22 @@ function toolregistry.new(context)
     local v = params.boolean(raw)
     if v == nil then fail(ex, 400, "Validation failed (boolean string is expected)") end
     return v
+  end
+
+  -- The request body as a JSON object (an empty body counts as {}); answers 400 and returns nil
+  -- when it is not one.
+  local function read_object(ex)
+    if ex.body == "" then return {} end
+    local body, err = json.decode(ex.body)
+    if body == nil then
+      fail(ex, 400, "Unexpected body: " .. tostring(err))
+      return nil
+    end
+    if not is_object(body) then
+      fail(ex, 400, array { "the request body must be a JSON object" })
+      return nil
+    end
+    return body
   end
 
   local r = router.new()
@@ -267,13 +305,8 @@ function toolregistry.new(context)
 
   r:add("POST", "/v1/runs", function(ex)
     if not authorize(ex) then return end
-    local body, err = json.decode(ex.body)
-    if body == nil then
-      return fail(ex, 400, "Unexpected body: " .. tostring(err))
-    end
-    if not is_object(body) then
-      return fail(ex, 400, array { "the request body must be a JSON object" })
-    end
+    local body = read_object(ex)
+    if not body then return end
     local errors = array()
     if body.intent == nil or body.intent == null or body.intent == "" then
       errors[#errors + 1] = "intent should not be empty"
@@ -295,10 +328,12 @@ function toolregistry.new(context)
         end
       end
     end
-    for _, name in ipairs { "context", "userId", "repeatKey" } do
-      if body[name] ~= nil and body[name] ~= null and type(body[name]) ~= "string" then
-        errors[#errors + 1] = name .. " must be a string"
-      end
+    -- context and userId are required (an empty context is fine), repeatKey is optional
+    for _, name in ipairs { "context", "userId" } do
+      if type(body[name]) ~= "string" then errors[#errors + 1] = name .. " must be a string" end
+    end
+    if body.repeatKey ~= nil and body.repeatKey ~= null and type(body.repeatKey) ~= "string" then
+      errors[#errors + 1] = "repeatKey must be a string"
     end
     local strategy = body.approvalStrategy
     if strategy ~= nil and strategy ~= null and not params.one_of(strategy, STRATEGIES) then
@@ -315,7 +350,7 @@ function toolregistry.new(context)
     end
     local function opt(v) if v == null then return nil end return v end
     local run = engine:create {
-      intent = body.intent, context = opt(body.context), userId = opt(body.userId),
+      intent = body.intent, context = body.context, userId = body.userId,
       approvalStrategy = opt(strategy), outputSchema = opt(schema), selected = ids,
       integration_name = name, repeatKey = opt(body.repeatKey),
     }
@@ -424,9 +459,8 @@ function toolregistry.new(context)
     if not authorize(ex) then return end
     local run = find_run(ex, p.runId)
     if not run then return end
-    local body, err = json.decode(ex.body)
-    if body == nil then return fail(ex, 400, "Unexpected body: " .. tostring(err)) end
-    if not is_object(body) then return fail(ex, 400, array { "the request body must be a JSON object" }) end
+    local body = read_object(ex)
+    if not body then return end
     local existing = feedback[run.runId]
     local errors = array()
     if body.rating == nil or body.rating == null then
@@ -488,11 +522,92 @@ function toolregistry.new(context)
 
   r:add("GET", "/v1/integrations/{customerIntegrationId}/users/{userId}", function(ex, p)
     if not authorize(ex) then return end
-    local it = integration_by_cid[p.customerIntegrationId]
-    if not it then return fail(ex, 404, "Integration not found") end
-    local known = params.one_of(p.userId, USERS)
-    if not known then return fail(ex, 404, "User not found for this integration") end
-    ex:json(200, { userId = p.userId, active = it.active, createdAt = it.createdAt, updatedAt = it.updatedAt })
+    local users = integration_users[p.customerIntegrationId]
+    if not users then return fail(ex, 404, "Integration not found") end
+    local user = users[p.userId]
+    if not user then return fail(ex, 404, "User not found for this integration") end
+    ex:json(200, user)
+  end)
+
+  -- 201 {authorizeUrl}: a new link each time; the user is created on the first.
+  r:add("POST", "/v1/integrations/{customerIntegrationId}/users/{userId}/auth-url", function(ex, p)
+    if not authorize(ex) then return end
+    local users = integration_users[p.customerIntegrationId]
+    if not users then return fail(ex, 404, "Integration not found") end
+    local body = read_object(ex)
+    if not body then return end
+    local redirect = body.redirectUri
+    if redirect ~= nil and redirect ~= null and type(redirect) ~= "string" then
+      return fail(ex, 400, array { "redirectUri must be a string" })
+    end
+    if not users[p.userId] then
+      local now = data.iso_ms(context.now())
+      users[p.userId] = { userId = p.userId, active = false, createdAt = now, updatedAt = now }
+    end
+    ex:json(201, { authorizeUrl = context.base_url() .. "/toolregistry/oauth/start?t=" .. engine.gen:hex(24) })
+  end)
+
+  r:add("GET", "/v1/actions", function(ex)
+    if not authorize(ex) then return end
+    ex:json(200, catalogue.list())
+  end)
+
+  -- 200 {runId, output}: the action runs to its end before the answer.
+  r:add("POST", "/v1/actions/run", function(ex)
+    if not authorize(ex) then return end
+    local body = read_object(ex)
+    if not body then return end
+    local errors = array()
+    if body.key == nil or body.key == null or body.key == "" then errors[#errors + 1] = "key should not be empty" end
+    if type(body.key) ~= "string" then errors[#errors + 1] = "key must be a string" end
+    local cid = body.customerIntegrationId
+    if cid ~= nil and cid ~= null and type(cid) ~= "string" then
+      errors[#errors + 1] = "customerIntegrationId must be a string"
+    end
+    if type(body.userId) ~= "string" then errors[#errors + 1] = "userId must be a string" end
+    local input = body.input
+    if input ~= nil and input ~= null and not is_object(input) then errors[#errors + 1] = "input must be an object" end
+    local pass = body.passThrough
+    if pass ~= nil and pass ~= null then
+      if not is_string_list(pass) then
+        errors[#errors + 1] = "passThrough must be an array"
+      else
+        local not_objects = false
+        for i, entry in ipairs(pass) do
+          local at = "passThrough." .. (i - 1) .. "."
+          if not is_object(entry) then
+            if not not_objects then errors[#errors + 1] = "each value in passThrough must be an object" end
+            not_objects = true
+          else
+            if type(entry.customerIntegrationId) ~= "string" then
+              errors[#errors + 1] = at .. "customerIntegrationId must be a string"
+            end
+            if entry.headers ~= nil and not is_object(entry.headers) then
+              errors[#errors + 1] = at .. "headers must be an object"
+            end
+          end
+        end
+      end
+    end
+    if #errors > 0 then return fail(ex, 400, errors) end
+    local action = catalogue.find(body.key)
+    if not action then return fail(ex, 404, "Action not found") end
+    local it = integration_by_key[action.integration]
+    if cid ~= nil and cid ~= null then
+      it = integration_by_cid[cid]
+      if not it then return fail(ex, 404, "Integration not found") end
+      if not it.active then return fail(ex, 400, "Integration " .. cid .. " is not active") end
+    end
+    if input == null then input = nil end
+    errors = catalogue.check(action, input)
+    if #errors > 0 then return fail(ex, 400, errors) end
+    local output, text = catalogue.run(action, input, engine.gen, context.now())
+    local run = engine:create {
+      intent = action.intent, userId = body.userId, selected = { it.customerIntegrationId },
+      integration_name = it.name, outputSchema = action.output,
+    }
+    engine:complete(run, output, "Run action " .. action.key .. " with " .. it.name, text)
+    ex:json(200, { runId = run.runId, output = output })
   end)
 
   -- NestJS answers unknown routes (any method) with 404 "Cannot METHOD /path".
