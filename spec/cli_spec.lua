@@ -172,6 +172,61 @@ describe("the agentruns command", function()
     assert.equal(4, #cjson.decode(out))
   end)
 
+  it("prints a HappyRobot and a Humm call in every format, as pinned", function()
+    local function each_format(args)
+      local out = {}
+      for _, fmt in ipairs { "json", "ndjson", "csv", "table" } do
+        local a = {}
+        for i, v in ipairs(args) do a[i] = v end
+        a[#a + 1] = "--format"
+        a[#a + 1] = fmt
+        local text, err, status = run(a)
+        assert.same({ 0, "" }, { status, err })
+        out[fmt] = text
+      end
+      return out
+    end
+    local hr = each_format { "happyrobot", "list_use_cases", "--fields", "name,slug" }
+    assert.equal('[{"name":"Carrier sales","slug":"carrier-sales"},{"name":"Appointment scheduling",'
+      .. '"slug":"appointment-scheduling"},{"name":"Driver check-in","slug":"driver-check-in"}]\n', hr.json)
+    assert.equal('{"name":"Carrier sales","slug":"carrier-sales"}\n{"name":"Appointment scheduling",'
+      .. '"slug":"appointment-scheduling"}\n{"name":"Driver check-in","slug":"driver-check-in"}\n', hr.ndjson)
+    assert.equal("name,slug\r\nCarrier sales,carrier-sales\r\nAppointment scheduling,appointment-scheduling\r\n"
+      .. "Driver check-in,driver-check-in\r\n", hr.csv)
+    assert.equal("name                    slug\nCarrier sales           carrier-sales\n"
+      .. "Appointment scheduling  appointment-scheduling\nDriver check-in         driver-check-in\n", hr.table)
+    local humm = each_format { "humm", "list_commands", "--fields", "name,current_version" }
+    assert.equal('[{"current_version":5,"name":"Pipeline summary"},{"current_version":3,"name":"QBR prep"},'
+      .. '{"current_version":3,"name":"Churn watch"},{"current_version":3,"name":"Daily KPIs"}]\n', humm.json)
+    assert.equal('{"current_version":5,"name":"Pipeline summary"}\n{"current_version":3,"name":"QBR prep"}\n'
+      .. '{"current_version":3,"name":"Churn watch"}\n{"current_version":3,"name":"Daily KPIs"}\n', humm.ndjson)
+    assert.equal("name,current_version\r\nPipeline summary,5\r\nQBR prep,3\r\nChurn watch,3\r\nDaily KPIs,3\r\n",
+      humm.csv)
+    assert.equal("name              current_version\nPipeline summary  5\nQBR prep          3\n"
+      .. "Churn watch       3\nDaily KPIs        3\n", humm.table)
+  end)
+
+  it("streams every event once, in order, as ndjson across dropped connections", function()
+    local created = cjson.decode((run { "toolregistry", "create_run", "--intent", "Tally the quarter",
+      "--selectedCustomerIntegrationIds", "*", "--context", "", "--userId", "user-1" }))
+    local control = require("spec.support.providers").control(sb)
+    control.faults { path = "/toolregistry/v1/runs/" .. created.runId .. "/sse", fault = "drop-stream-after=2",
+                     times = 3 }
+    control.clear()
+    local out, err, status = run { "toolregistry", "stream_events", created.runId, "--format", "ndjson",
+                                   "--fields", "id,event" }
+    assert.same({ 0, "" }, { status, err })
+    local events = lines(out)
+    for i, line in ipairs(events) do assert.equal(tostring(i), cjson.decode(line).id) end
+    assert.equal("end", cjson.decode(events[#events]).event)
+    local streams = 0
+    for _, r in ipairs(control.requests()) do
+      if r.path:find("/sse$") then streams = streams + 1 end
+    end
+    control.close()
+    assert.is_true(streams >= 3, streams .. " connections") -- each of the first three dropped after two events
+  end)
+
   it("never prints a key", function()
     run { "toolregistry", "list_runs", "--pageSize", "2", "--debug" }
     assert.is_true(#outputs > 10)
