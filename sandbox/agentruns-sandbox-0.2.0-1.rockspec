@@ -32,6 +32,7 @@ build = {
     ["agentruns.sandbox.faults"] = "lua/agentruns/sandbox/faults.lua",
     ["agentruns.sandbox.happyrobot"] = "lua/agentruns/sandbox/happyrobot.lua",
     ["agentruns.sandbox.humm"] = "lua/agentruns/sandbox/humm.lua",
+    ["agentruns.sandbox.humm_memories"] = "lua/agentruns/sandbox/humm_memories.lua",
     ["agentruns.sandbox.json"] = "lua/agentruns/sandbox/json.lua",
     ["agentruns.sandbox.keys"] = "lua/agentruns/sandbox/keys.lua",
     ["agentruns.sandbox.live"] = "lua/agentruns/sandbox/live.lua",
