@@ -6,7 +6,8 @@ The tour: one script that touches all three APIs.
   2. HappyRobot: list a use case's failed runs with their issue counts (the
      run details are fetched concurrently with agentruns.gather), then the
      transcript of a completed run's first call (API v2).
-  3. Humm: a schedule's run history as a small table with a success rate.
+  3. Humm: a schedule's run history as a small table with a success rate,
+     then what the analyst remembers about support SLAs (semantic search).
 
 Configuration comes from the environment, as for any agentruns client:
 TOOLREGISTRY_API_KEY / TOOLREGISTRY_BASE_URL, HAPPYROBOT_API_KEY /
@@ -135,3 +136,10 @@ if total > 8 then printf("  ... and %d more\n", total - 8) end
 local finished = (counts.completed or 0) + (counts.failed or 0)
 printf("%d runs; success rate %.1f%% (%d completed of %d finished)\n", total,
        finished > 0 and 100 * (counts.completed or 0) / finished or 0, counts.completed or 0, finished)
+
+printf("\n== Humm: what the analyst remembers about support SLAs\n")
+local memories = assert(humm:search_memories { query = "support SLA", limit = 3 })
+for i, m in ipairs(memories) do
+  printf("  %d. [%s, %s] %s\n", i, m.type, tostring(m.quality_score), m.content)
+end
+printf("%d memories\n", #memories)

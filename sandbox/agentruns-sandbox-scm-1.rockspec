@@ -34,6 +34,7 @@ build = {
     ["agentruns.sandbox.happyrobot_v2"] = "lua/agentruns/sandbox/happyrobot_v2.lua",
     ["agentruns.sandbox.humm"] = "lua/agentruns/sandbox/humm.lua",
     ["agentruns.sandbox.humm_live"] = "lua/agentruns/sandbox/humm_live.lua",
+    ["agentruns.sandbox.humm_memories"] = "lua/agentruns/sandbox/humm_memories.lua",
     ["agentruns.sandbox.json"] = "lua/agentruns/sandbox/json.lua",
     ["agentruns.sandbox.keys"] = "lua/agentruns/sandbox/keys.lua",
     ["agentruns.sandbox.live"] = "lua/agentruns/sandbox/live.lua",

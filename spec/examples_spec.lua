@@ -13,6 +13,8 @@ local EXPECT = {
     "^  assistant +%S",
     "^%d+ messages$",
     "^42 runs; success rate %d+%.%d%% %(%d+ completed of %d+ finished%)",
+    "^  1%. %[%a+, [%d.]+%] .*SLA",
+    "^[123] memories$",
   },
 }
 

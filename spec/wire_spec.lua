@@ -390,7 +390,7 @@ describe("the wire", function()
     end)
   end)
 
-  describe("Humm: Authorization: Bearer, organization_id in every query", function()
+  describe("Humm: Authorization: Bearer, organization_id in every query but POST /threads/async's", function()
     local humm, H, org, schedule, cmd, run
     local P = "/humm"
 
@@ -456,6 +456,101 @@ describe("the wire", function()
       assert.same(request("PUT", P .. "/commands/" .. cmd, org, H,
         '{"content":"Prepare a QBR summary for {{account_name}}\\n","description":"QBR prep with usage and NPS"}'),
         sent())
+    end)
+
+    it("POST /commands/{command_id}/editor/thread: title and message, null as null", function()
+      assert(humm:create_editor_thread(cmd, { title = "Tighten the KPI digest", message = agentruns.null }))
+      assert.same(request("POST", P .. "/commands/" .. cmd .. "/editor/thread", org, H,
+        '{"message":null,"title":"Tighten the KPI digest"}'), sent())
+      ctl.clear()
+      assert(humm:create_editor_thread(cmd))
+      assert.same(request("POST", P .. "/commands/" .. cmd .. "/editor/thread", org, H, "{}"), sent())
+    end)
+
+    it("POST /commands/{command_id}/editor/draft/turn: message, and draft_id to continue", function()
+      local draft = assert(humm:editor_draft_turn(cmd, { message = "Add NPS trend for the last two quarters",
+                                                         draft_id = agentruns.null }))
+      assert.same(request("POST", P .. "/commands/" .. cmd .. "/editor/draft/turn", org, H,
+        '{"draft_id":null,"message":"Add NPS trend for the last two quarters"}'), sent())
+      ctl.clear()
+      assert(humm:editor_draft_turn(cmd, { message = "Rename to KPI digest", draft_id = draft.draft_id }))
+      assert.same(request("POST", P .. "/commands/" .. cmd .. "/editor/draft/turn", org, H,
+        '{"draft_id":"' .. draft.draft_id .. '","message":"Rename to KPI digest"}'), sent())
+    end)
+
+    it("POST /threads/async: the tenant in the body only, no query at all, the key given sent as given", function()
+      assert(humm:start_thread { query = "How did Q3 pipeline close?", user_timezone = "Europe/Berlin",
+        source = "typed", idempotency_key = "q3-pipeline-0001", thread_id = agentruns.null,
+        llm_config = { auto_config = "fast", reasoning_effort = "none", fallback_models = {}, provider = {},
+                       verbosity = "low", backend_streaming = false },
+        images = { { data_url = "data:image/png;base64,iVBORw0KGgo=", mime_type = "image/png", detail = "auto" } },
+        file_uploads = { { cache_key = "c-1", filename = "deals.csv", row_count = 2, sheet_name = "Sheet1",
+                           columns = { { name = "amount", dtype = "float64" } }, preview_rows = { { amount = 5 } } } },
+        force_architecture = "monolith" })
+      assert.same(request("POST", P .. "/threads/async", "", H,
+        '{"file_uploads":[{"cache_key":"c-1","columns":[{"dtype":"float64","name":"amount"}],"filename":"deals.csv",' ..
+        '"preview_rows":[{"amount":5}],"row_count":2,"sheet_name":"Sheet1"}],"force_architecture":"monolith",' ..
+        '"idempotency_key":"q3-pipeline-0001","images":[{"data_url":"data:image/png;base64,iVBORw0KGgo=",' ..
+        '"detail":"auto","mime_type":"image/png"}],"llm_config":{"auto_config":"fast","backend_streaming":false,' ..
+        '"fallback_models":[],"provider":{},"reasoning_effort":"none","verbosity":"low"},' ..
+        '"organization_id":"0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b","query":"How did Q3 pipeline close?",' ..
+        '"source":"typed","thread_id":null,"user_timezone":"Europe/Berlin"}'), sent())
+    end)
+
+    it("POST /threads/async: a key of 32 hex digits made for a call that gives none", function()
+      assert(humm:start_thread { query = "Top accounts by usage" })
+      local got = sent()
+      local key = got.body:match('"idempotency_key":"(%x+)"')
+      assert.equal(32, #key)
+      assert.same(request("POST", P .. "/threads/async", "", H, '{"idempotency_key":"' .. key ..
+        '","organization_id":"0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b","query":"Top accounts by usage"}'), got)
+    end)
+
+    it("PUT /threads/{thread_id}: only the fields to change, null included", function()
+      local thread = assert(humm:get_run(run)).run.thread_id
+      ctl.clear()
+      assert(humm:update_thread(thread, { title = "Weekly pipeline", status = "completed", sharing = "organization",
+        is_active = false, last_message = agentruns.null }))
+      assert.same(request("PUT", P .. "/threads/" .. thread, org, H,
+        '{"is_active":false,"last_message":null,"sharing":"organization","status":"completed",' ..
+        '"title":"Weekly pipeline"}'), sent())
+    end)
+
+    it("GET /memories: filters, limit and offset, then organization_id", function()
+      local thread = assert(humm:list_memories { limit = 1 })[1].thread_id
+      ctl.clear()
+      assert(humm:list_memories { status = "approved", thread_id = thread, limit = 10, offset = 20 })
+      assert.same(request("GET", P .. "/memories", "limit=10&offset=20&status=approved&thread_id=" .. thread ..
+        "&" .. org, H), sent())
+    end)
+
+    it("POST /memories: the organization filled in, tags a JSON list, a time as ISO-8601", function()
+      assert(humm:create_memory { type = "factual", content = "The support SLA is 24 hours, not 48 hours.",
+        quality_score = 0.9, tags = { "support", "sla" }, scope = "organization", status = "approved",
+        reviewed_at = 1762430400, reviewed_by = "c5a0f7d2-8b14-4e69-a3d1-6f2e0b9c7a48" })
+      assert.same(request("POST", P .. "/memories", org, H,
+        '{"content":"The support SLA is 24 hours, not 48 hours.","organization_id":' ..
+        '"0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b","quality_score":0.9,"reviewed_at":"2025-11-06T12:00:00Z",' ..
+        '"reviewed_by":"c5a0f7d2-8b14-4e69-a3d1-6f2e0b9c7a48","scope":"organization","status":"approved",' ..
+        '"tags":["support","sla"],"type":"factual"}'), sent())
+    end)
+
+    it("GET and PATCH /memories/{memory_id}", function()
+      local memory = assert(humm:list_memories { limit = 1 })[1].id
+      ctl.clear()
+      assert(humm:get_memory(memory))
+      assert.same(request("GET", P .. "/memories/" .. memory, org, H), sent())
+      ctl.clear()
+      assert(humm:update_memory(memory, { content = "The support SLA is 24 hours, not 48 hours.", tags = {} }))
+      assert.same(request("PATCH", P .. "/memories/" .. memory, org, H,
+        '{"content":"The support SLA is 24 hours, not 48 hours.","tags":[]}'), sent())
+    end)
+
+    it("GET /memories/search/semantic: the query percent-encoded, the threshold as a number", function()
+      assert(humm:search_memories { query = "support SLA & renewals", status = "approved", limit = 5,
+                                    similarity_threshold = 0.3 })
+      assert.same(request("GET", P .. "/memories/search/semantic",
+        "limit=5&query=support%20SLA%20%26%20renewals&similarity_threshold=0.3&status=approved&" .. org, H), sent())
     end)
   end)
 end)

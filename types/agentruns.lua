@@ -665,6 +665,24 @@ function happyrobot:stream_session(session_id, query, options) end
 ---@return any
 function happyrobot:wait_run(run_id, opts) end
 
+---@class agentruns.Humm.create_editor_thread.body
+---@field message? string|userdata string, or agentruns.null
+---@field title? string|userdata string, or agentruns.null
+
+---@class agentruns.Humm.create_memory.body
+---@field content string string
+---@field extraction_reasoning? string string
+---@field organization_id? string UUID string
+---@field quality_score number number from 0 to 1
+---@field reviewed_at? string|integer|userdata ISO-8601 date-time string, or seconds since the epoch (os.time()), or agentruns.null
+---@field reviewed_by? string|userdata UUID string, or agentruns.null
+---@field scope? "organization"|"user" one of organization, user
+---@field status? "pending_review"|"approved"|"rejected" one of pending_review, approved, rejected
+---@field tags? string[] array of string
+---@field thread_id? string UUID string
+---@field type "procedural"|"factual"|"contextual" one of procedural, factual, contextual
+---@field user_id? string UUID string
+
 ---@class agentruns.Humm.create_schedule.body
 ---@field command_id string UUID string
 ---@field cron_expression string non-empty string
@@ -675,18 +693,57 @@ function happyrobot:wait_run(run_id, opts) end
 ---@field subscriber_user_ids? string[] array of UUID string
 ---@field timezone? string string
 
+---@class agentruns.Humm.each_memory.query
+---@field limit? integer integer from 1 to 100
+---@field offset? integer integer of at least 0
+---@field status? "pending_review"|"approved"|"rejected" one of pending_review, approved, rejected
+---@field thread_id? string UUID string
+
 ---@class agentruns.Humm.each_schedule_run.query
 ---@field limit? integer integer from 1 to 100
 ---@field offset? integer integer of at least 0
+
+---@class agentruns.Humm.editor_draft_turn.body
+---@field draft_id? string|userdata string, or agentruns.null
+---@field message string string
 
 ---@class agentruns.Humm.get_schedule_history.query
 ---@field limit? integer integer from 1 to 100
 ---@field offset? integer integer of at least 0
 
+---@class agentruns.Humm.list_memories.query
+---@field limit? integer integer from 1 to 100
+---@field offset? integer integer of at least 0
+---@field status? "pending_review"|"approved"|"rejected" one of pending_review, approved, rejected
+---@field thread_id? string UUID string
+
+---@class agentruns.Humm.search_memories.query
+---@field limit? integer integer from 1 to 50
+---@field query string non-empty string
+---@field similarity_threshold? number number from 0 to 1
+---@field status? "pending_review"|"approved"|"rejected" one of pending_review, approved, rejected
+
+---@class agentruns.Humm.start_thread.body
+---@field file_uploads? table[]|userdata array of table { cache_key?: string; columns?: array of table { dtype?: string; name?: string }; filename?: string; preview_rows?: array of table (a JSON object); row_count?: integer of at least 0; sheet_name?: string }, or agentruns.null
+---@field force_architecture? string|userdata string, or agentruns.null
+---@field idempotency_key? string non-empty string (made for each call when absent)
+---@field images? table[]|userdata array of table { data_url?: string; detail?: string; mime_type?: string }, or agentruns.null
+---@field llm_config? table|userdata table { auto_config?: string; backend_streaming?: boolean; fallback_models?: array of string; model?: string; provider?: table (a JSON object); reasoning_effort?: string; verbosity?: string }, or agentruns.null
+---@field organization_id? string non-empty string
+---@field query? string string
+---@field source? string string
+---@field thread_id? string|userdata string, or agentruns.null
+---@field user_timezone? string|userdata string, or agentruns.null
+
 ---@class agentruns.Humm.update_command.body
 ---@field content? string string
 ---@field description? string string
 ---@field name? string string
+
+---@class agentruns.Humm.update_memory.body
+---@field content? string string
+---@field status? "pending_review"|"approved"|"rejected" one of pending_review, approved, rejected
+---@field tags? string[] array of string
 
 ---@class agentruns.Humm.update_schedule.body
 ---@field cron_expression? string|userdata string, or agentruns.null
@@ -695,8 +752,34 @@ function happyrobot:wait_run(run_id, opts) end
 ---@field run_mode? string|userdata string, or agentruns.null
 ---@field timezone? string|userdata string, or agentruns.null
 
+---@class agentruns.Humm.update_thread.body
+---@field execution_workflow_id? string|userdata string, or agentruns.null
+---@field is_active? boolean|userdata boolean, or agentruns.null
+---@field langsmith_trace_id? string|userdata string, or agentruns.null
+---@field last_message? string|userdata string, or agentruns.null
+---@field sharing? "private"|"organization"|userdata one of private, organization, or agentruns.null
+---@field status? "idle"|"active"|"completed"|"error"|"cancelled"|"waiting_for_input"|"refused"|userdata one of idle, active, completed, error, cancelled, waiting_for_input, refused, or agentruns.null
+---@field title? string|userdata string, or agentruns.null
+
 ---@class agentruns.Humm
 local humm = {}
+
+--- `POST /commands/{command_id}/editor/thread`
+--- Not idempotent: retried only when the request provably never reached the server.
+---@param command_id string UUID string
+---@param body? agentruns.Humm.create_editor_thread.body
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function humm:create_editor_thread(command_id, body, options) end
+
+--- `POST /memories`
+--- Not idempotent: retried only when the request provably never reached the server.
+---@param body? agentruns.Humm.create_memory.body
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function humm:create_memory(body, options) end
 
 --- `POST /commands/{command_id}/schedules`
 --- Not idempotent: retried only when the request provably never reached the server.
@@ -707,6 +790,14 @@ local humm = {}
 ---@return agentruns.Error? err
 function humm:create_schedule(command_id, body, options) end
 
+--- `GET /memories`: every item of every page
+--- An iterator over all pages of `list_memory`-style calls (the next page is fetched while the loop works on this one); `it:next()` returns item, nil, or nil, err.
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param query? agentruns.Humm.each_memory.query
+---@param options? agentruns.CallOptions
+---@return agentruns.Iterator
+function humm:each_memory(query, options) end
+
 --- `GET /reports/schedules/{schedule_id}/runs`: every item of every page
 --- An iterator over all pages of `list_schedule_run`-style calls (the next page is fetched while the loop works on this one); `it:next()` returns item, nil, or nil, err.
 --- Retried on connection failures, 408, 429 and 5xx.
@@ -716,6 +807,15 @@ function humm:create_schedule(command_id, body, options) end
 ---@return agentruns.Iterator
 function humm:each_schedule_run(schedule_id, query, options) end
 
+--- `POST /commands/{command_id}/editor/draft/turn`
+--- Not idempotent: retried only when the request provably never reached the server.
+---@param command_id string UUID string
+---@param body? agentruns.Humm.editor_draft_turn.body
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function humm:editor_draft_turn(command_id, body, options) end
+
 --- `GET /commands/{command_id}`
 --- Retried on connection failures, 408, 429 and 5xx.
 ---@param command_id string UUID string
@@ -723,6 +823,14 @@ function humm:each_schedule_run(schedule_id, query, options) end
 ---@return any result
 ---@return agentruns.Error? err
 function humm:get_command(command_id, options) end
+
+--- `GET /memories/{memory_id}`
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param memory_id string UUID string
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function humm:get_memory(memory_id, options) end
 
 --- `GET /reports/runs/{run_id}`
 --- Retried on connection failures, 408, 429 and 5xx.
@@ -753,6 +861,32 @@ function humm:is_terminal(status) end
 ---@return agentruns.Error? err
 function humm:list_commands(options) end
 
+--- `GET /memories`
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param query? agentruns.Humm.list_memories.query
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function humm:list_memories(query, options) end
+
+--- `GET /memories/search/semantic`
+--- The top `limit` memories at or above `similarity_threshold`, best first, without scores (status defaults to approved).
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param query? agentruns.Humm.search_memories.query
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function humm:search_memories(query, options) end
+
+--- `POST /threads/async`
+--- Starts an analyst thread, or continues `thread_id`'s. The tenant goes in the body, not the query; an `idempotency_key` is made unless given and sent on every attempt, so it is retried like a GET. The answer has no documented shape and is returned as decoded.
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param body? agentruns.Humm.start_thread.body
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function humm:start_thread(body, options) end
+
 --- `PUT /commands/{command_id}`
 --- Retried on connection failures, 408, 429 and 5xx.
 ---@param command_id string UUID string
@@ -762,6 +896,15 @@ function humm:list_commands(options) end
 ---@return agentruns.Error? err
 function humm:update_command(command_id, body, options) end
 
+--- `PATCH /memories/{memory_id}`
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param memory_id string UUID string
+---@param body? agentruns.Humm.update_memory.body
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function humm:update_memory(memory_id, body, options) end
+
 --- `PUT /schedules/{schedule_id}`
 --- Retried on connection failures, 408, 429 and 5xx.
 ---@param schedule_id string UUID string
@@ -770,6 +913,16 @@ function humm:update_command(command_id, body, options) end
 ---@return any result
 ---@return agentruns.Error? err
 function humm:update_schedule(schedule_id, body, options) end
+
+--- `PUT /threads/{thread_id}`
+--- A partial update of a thread's metadata; the answer has no documented shape and is returned as decoded.
+--- Retried on connection failures, 408, 429 and 5xx.
+---@param thread_id string string
+---@param body? agentruns.Humm.update_thread.body
+---@param options? agentruns.CallOptions
+---@return any result
+---@return agentruns.Error? err
+function humm:update_thread(thread_id, body, options) end
 
 --- Poll get_run until the run has ended and return the answer ({ run, schedule, command_name }).
 --- A run has ended when its status is terminal (completed, failed, ...) or it has a completed_at.

@@ -1,8 +1,14 @@
--- Humm emulation: the Analyst API's reports, schedules and commands.
+-- Humm emulation: the Analyst API's reports, schedules and commands, the command editor,
+-- analyst threads, and (in humm_memories.lua, on the same routes) memories.
 --
 -- Data: four commands and five schedules whose run histories hold 137, 42, 7, 1 and 0 runs
--- (newest first), so a history walk spans several pages at the default limit. Created and
--- updated schedules and commands live in memory until the sandbox stops.
+-- (newest first), so a history walk spans several pages at the default limit; each run's report
+-- thread is a thread `PUT /threads/{thread_id}` knows. Created and updated schedules, commands,
+-- editor threads, drafts, threads and memories live in memory until the sandbox stops.
+--
+-- `POST /threads/async` takes its tenant from the body (`organization_id`; a query one is
+-- ignored, as FastAPI ignores unknown parameters) and honours `idempotency_key`: the same key
+-- within 24 hours answers the first call's response again and starts nothing.
 --
 -- Wire rules (FastAPI): `Authorization: Bearer <token>` and the query parameter
 -- `organization_id` on every call. Errors: 401 `{"detail": "Not authenticated"}` (missing
@@ -14,6 +20,7 @@
 local data = require "agentruns.sandbox.data"
 local humm_live = require "agentruns.sandbox.humm_live"
 local json = require "agentruns.sandbox.json"
+local memories = require "agentruns.sandbox.humm_memories"
 local params = require "agentruns.sandbox.params"
 local router = require "agentruns.sandbox.router"
 
@@ -115,7 +122,8 @@ end
 
 local function generate(seed, org)
   local gen = data.generator(seed, "humm")
-  local set = { commands = {}, command_by_id = {}, schedules = {}, schedule_by_id = {}, run_by_id = {} }
+  local set = { commands = {}, command_by_id = {}, schedules = {}, schedule_by_id = {}, run_by_id = {},
+    thread_by_id = {}, threads_started = 0, editor_threads = {}, drafts = {}, idempotency = {} }
   local users = {}
   for i = 1, #EMAILS do users[i] = { id = gen:uuid(), email = EMAILS[i] } end
   set.users = users
@@ -169,6 +177,19 @@ local function generate(seed, org)
     set.schedules[i] = schedule
     set.schedule_by_id[schedule.id] = schedule
   end
+  -- Each run's report thread (derived from the runs: no draws, so the ids above stay as they were).
+  for _, schedule in ipairs(set.schedules) do
+    for _, run in ipairs(schedule.runs) do
+      set.thread_by_id[run.thread_id] = {
+        id = run.thread_id, organization_id = org, user_id = run.user_id, title = schedule.name,
+        last_message = run.summary, is_active = false,
+        status = run.status == "failed" and "error" or (run.status == "completed" and "completed" or "active"),
+        sharing = "organization", langsmith_trace_id = null, execution_workflow_id = null,
+        created_at = run.created_at, updated_at = run.completed_at ~= null and run.completed_at or run.created_at,
+      }
+    end
+  end
+  memories.generate(seed, org, set)
   return set
 end
 
@@ -189,6 +210,20 @@ local function command_json(c)
   for _, k in ipairs(COMMAND_FIELDS) do out[k] = c[k] end
   return out
 end
+
+local THREAD_FIELDS = { "id", "organization_id", "user_id", "title", "last_message", "is_active", "status",
+  "sharing", "langsmith_trace_id", "execution_workflow_id", "created_at", "updated_at" }
+
+local function thread_json(t)
+  local out = {}
+  for _, k in ipairs(THREAD_FIELDS) do out[k] = t[k] end
+  return out
+end
+
+local THREAD_STATUSES = { "idle", "active", "completed", "error", "cancelled", "waiting_for_input", "refused" }
+
+-- The dedup window of idempotency keys (undocumented by the vendor; a day is the common choice).
+local IDEMPOTENCY_WINDOW = 24 * 3600
 
 -- Provider -------------------------------------------------------------------------------------
 
@@ -211,12 +246,18 @@ function humm.new(context)
     ex:json(422, { detail = list })
   end
 
-  -- Checks the bearer token and organization_id; answers and returns false on failure.
-  local function authorize(ex)
+  -- Checks the bearer token; answers 401 and returns false on failure.
+  local function authenticate(ex)
     local auth = ex:header("authorization")
     local token = auth and auth:match("^[Bb][Ee][Aa][Rr][Ee][Rr] (.+)$")
     if not token then fail(ex, 401, "Not authenticated") return false end
     if token ~= keys.api_key then fail(ex, 401, "Invalid token") return false end
+    return true
+  end
+
+  -- Checks the bearer token and organization_id; answers and returns false on failure.
+  local function authorize(ex)
+    if not authenticate(ex) then return false end
     local org_id = ex:query("organization_id")
     if org_id == nil then
       invalid(ex, { { "missing", { "query", "organization_id" }, "Field required" } })
@@ -306,6 +347,58 @@ function humm.new(context)
       and not params.one_of(body.run_mode, RUN_MODES) then
       errors[#errors + 1] = { "enum", { "body", "run_mode" },
         "Input should be 'per_subscriber' or 'once_and_distribute'", body.run_mode }
+    end
+  end
+
+
+  -- FastAPI's error for a body field of the wrong kind ("string", "boolean", "number", "integer",
+  -- "list", "object"); absent and null fields pass. True when the field holds a value of that kind.
+  local TYPE_ERRORS = {
+    string = { "string_type", "Input should be a valid string" },
+    boolean = { "bool_type", "Input should be a valid boolean" },
+    number = { "float_type", "Input should be a valid number" },
+    integer = { "int_type", "Input should be a valid integer" },
+    list = { "list_type", "Input should be a valid list" },
+    object = { "dict_type", "Input should be a valid dictionary" },
+  }
+  local function field(body, errors, name, kind)
+    local v = body[name]
+    if v == nil or v == null then return false end
+    local ok
+    if kind == "list" or kind == "object" then
+      -- an empty object and an empty list cannot be told apart once decoded
+      ok = type(v) == "table" and (next(v) == nil or (v[1] ~= nil) == (kind == "list"))
+    elseif kind == "number" or kind == "integer" then
+      ok = type(v) == "number" and (kind == "number" or v % 1 == 0)
+    else
+      ok = type(v) == kind
+    end
+    if not ok then
+      local e = TYPE_ERRORS[kind]
+      errors[#errors + 1] = { e[1], { "body", name }, e[2], v }
+    end
+    return ok
+  end
+
+  -- FastAPI's wording of an enum: 'a', 'b' or 'c'.
+  local function enum_words(values)
+    local quoted = {}
+    for i, v in ipairs(values) do quoted[i] = "'" .. v .. "'" end
+    if #quoted == 1 then return quoted[1] end
+    return table.concat(quoted, ", ", 1, #quoted - 1) .. " or " .. quoted[#quoted]
+  end
+
+  -- An enum body field: absent, null, or one of `values`.
+  local function enum_field(body, errors, name, values)
+    if field(body, errors, name, "string") and not params.one_of(body[name], values) then
+      errors[#errors + 1] = { "enum", { "body", name }, "Input should be " .. enum_words(values), body[name] }
+    end
+  end
+
+  -- Appends a `missing` error for each of `names` absent from `body`.
+  local function required(body, errors, names)
+    for _, name in ipairs(names) do
+      if body[name] == nil then errors[#errors + 1] = { "missing", { "body", name }, "Field required", body } end
     end
   end
 
@@ -459,6 +552,170 @@ function humm.new(context)
     command.updated_at = data.iso(context.now())
     ex:json(200, command_json(command))
   end)
+
+  -- Command editor -----------------------------------------------------------------------------
+
+  local function command_snapshot(c)
+    return { name = c.name, content = c.content, current_version = c.current_version,
+      description = c.description, updated_at = c.updated_at }
+  end
+
+  r:add("POST", "/commands/{command_id}/editor/thread", function(ex, p)
+    if not authorize(ex) or not check_uuid(ex, "command_id", p.command_id) then return end
+    local body = decode_body(ex)
+    if not body then return end
+    local errors = {}
+    field(body, errors, "title", "string")
+    field(body, errors, "message", "string")
+    if #errors > 0 then return invalid(ex, errors) end
+    local command = set.command_by_id[p.command_id]
+    if not command then return fail(ex, 404, "Command not found") end
+    local now = data.iso(context.now())
+    local thread = {
+      id = live_gen:uuid(), organization_id = org, user_id = set.users[1].id, workflow_type = "command_editor",
+      title = type(body.title) == "string" and body.title or ("Edit " .. command.name), status = "active",
+      created_at = now, updated_at = now, last_message = type(body.message) == "string" and body.message or null,
+      applied_at = null, archived_at = null,
+    }
+    set.editor_threads[#set.editor_threads + 1] = thread
+    ex:json(200, thread)
+  end)
+
+  -- One turn: the instruction is appended to the proposed content ("Rename to X" renames).
+  local function take_turn(draft, message, now)
+    local messages = draft.messages
+    messages[#messages + 1] = { role = "user", content = message }
+    local proposed = draft.proposed_command
+    local instruction = message:gsub("^%s+", ""):gsub("%s+$", "")
+    local name = instruction:match("^[Rr]ename to (.+)$")
+    local change
+    if instruction == "" then
+      draft.warnings[#draft.warnings + 1] = "Nothing to change: the message is empty"
+    elseif name then
+      change = { field = "name", before = proposed.name, after = name }
+      proposed.name = name
+    else
+      local after = proposed.content .. "\n" .. instruction
+      change = { field = "content", before = proposed.content, after = after }
+      proposed.content = after
+    end
+    local reply = change and ("Updated the " .. change.field .. ": " .. instruction) or "No change made."
+    messages[#messages + 1] = { role = "assistant", content = reply }
+    if change then
+      draft.change_summary = reply
+      draft.diff_message_index = #messages - 1
+      draft.diff_history[#draft.diff_history + 1] = { message_index = #messages - 1, summary = reply,
+        fields = array { change } }
+      draft.approvable = true
+    end
+    draft.updated_at = now
+  end
+
+  r:add("POST", "/commands/{command_id}/editor/draft/turn", function(ex, p)
+    if not authorize(ex) or not check_uuid(ex, "command_id", p.command_id) then return end
+    local body = decode_body(ex)
+    if not body then return end
+    local errors = {}
+    required(body, errors, { "message" })
+    field(body, errors, "message", "string")
+    field(body, errors, "draft_id", "string")
+    if #errors > 0 then return invalid(ex, errors) end
+    if body.message == null then
+      return invalid(ex, { { "string_type", { "body", "message" }, "Input should be a valid string", null } })
+    end
+    local command = set.command_by_id[p.command_id]
+    if not command then return fail(ex, 404, "Command not found") end
+    local now = data.iso(context.now())
+    local draft
+    if type(body.draft_id) == "string" then
+      draft = set.drafts[body.draft_id]
+      if not draft or draft.command_id ~= command.id then return fail(ex, 404, "Draft not found") end
+    else
+      draft = {
+        draft_id = live_gen:uuid(), organization_id = org, command_id = command.id,
+        base_command = command_snapshot(command), proposed_command = command_snapshot(command),
+        schema_version = "v1", status = "draft", messages = array(), change_summary = "",
+        diff_message_index = 0, diff_history = array(), warnings = array(), approvable = false,
+        created_at = now, updated_at = now, applied_at = null,
+      }
+      set.drafts[draft.draft_id] = draft
+    end
+    take_turn(draft, body.message, now)
+    ex:json(200, draft)
+  end)
+
+  -- Threads ------------------------------------------------------------------------------------
+
+  -- The tenant is in the body here; a query organization_id is not looked at.
+  r:add("POST", "/threads/async", function(ex)
+    if not authenticate(ex) then return end
+    local body = decode_body(ex)
+    if not body then return end
+    local errors = {}
+    required(body, errors, { "organization_id" })
+    for _, name in ipairs { "organization_id", "query", "thread_id", "user_timezone", "force_architecture",
+                            "source", "idempotency_key" } do
+      field(body, errors, name, "string")
+    end
+    field(body, errors, "llm_config", "object")
+    field(body, errors, "images", "list")
+    field(body, errors, "file_uploads", "list")
+    if #errors > 0 then return invalid(ex, errors) end
+    if body.organization_id ~= org then
+      return fail(ex, 403, "You are not a member of this organization")
+    end
+    local now = context.now()
+    local key = type(body.idempotency_key) == "string" and body.idempotency_key or nil
+    local seen = key and set.idempotency[key]
+    if seen and now - seen.at < IDEMPOTENCY_WINDOW then return ex:json(seen.status, seen.answer) end
+    local query = type(body.query) == "string" and body.query or ""
+    local thread
+    if type(body.thread_id) == "string" then
+      thread = set.thread_by_id[body.thread_id]
+      if not thread then return fail(ex, 404, "Thread not found") end
+    else
+      thread = {
+        id = live_gen:uuid(), organization_id = org, user_id = set.users[1].id,
+        title = query ~= "" and query:sub(1, 80) or "New thread", is_active = true, sharing = "private",
+        langsmith_trace_id = null, execution_workflow_id = null, created_at = data.iso(now),
+      }
+      set.thread_by_id[thread.id] = thread
+      set.threads_started = set.threads_started + 1
+    end
+    thread.status, thread.last_message, thread.updated_at = "active", query, data.iso(now)
+    local answer = { thread_id = thread.id, status = thread.status }
+    if key then set.idempotency[key] = { at = now, status = 200, answer = answer } end
+    ex:json(200, answer)
+  end)
+
+  r:add("PUT", "/threads/{thread_id}", function(ex, p)
+    if not authorize(ex) then return end
+    local body = decode_body(ex)
+    if not body then return end
+    local errors = {}
+    for _, name in ipairs { "title", "last_message", "langsmith_trace_id", "execution_workflow_id" } do
+      field(body, errors, name, "string")
+    end
+    field(body, errors, "is_active", "boolean")
+    enum_field(body, errors, "status", THREAD_STATUSES)
+    enum_field(body, errors, "sharing", { "private", "organization" })
+    if #errors > 0 then return invalid(ex, errors) end
+    local thread = set.thread_by_id[p.thread_id]
+    if not thread then return fail(ex, 404, "Thread not found") end
+    for _, name in ipairs { "title", "last_message", "is_active", "status", "sharing", "langsmith_trace_id",
+                            "execution_workflow_id" } do
+      if body[name] ~= nil and body[name] ~= null then thread[name] = body[name] end
+    end
+    thread.updated_at = data.iso(context.now())
+    ex:json(200, thread_json(thread))
+  end)
+
+  memories.routes(r, {
+    set = set, org = org, context = context, live_gen = live_gen, fail = fail, invalid = invalid,
+    authorize = authorize,
+    check_uuid = check_uuid, uuid_error = uuid_error, int_query = int_query, decode_body = decode_body,
+    field = field, enum_field = enum_field, enum_words = enum_words, required = required,
+  })
 
   -- FastAPI answers an unknown method with 405 and an unknown path with 404.
   local function not_found(ex, allowed)

@@ -118,7 +118,8 @@ function methods:fixtures()
   end
   return {
     happyrobot = { use_cases = use_cases, campaign_run_id = hr.campaign_run_id, runs = #hr.runs },
-    humm = { commands = commands, schedules = schedules },
+    humm = { commands = commands, schedules = schedules, memories = #hm.memories,
+             threads_started = hm.threads_started },
     toolregistry = { integrations = integrations, runs_by_status = by_status, runs = #trd.engine.runs },
   }
 end
