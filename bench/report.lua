@@ -253,6 +253,48 @@ function report.memory()
   end
 end
 
+function report.streams()
+  -- streams  runtime  n  rss_per_stream_kb  cpu_us_per_event  p50_ms  p99_ms  events  complete|incomplete
+  local rows, by_runtime, order = {}, {}, {}
+  local rss_ok, p99_ok, cpu_ok, all_complete = true, true, true, true
+  local worst_rss, worst_p99, worst_cpu = 0, 0, 0
+  for _, r in ipairs(records) do
+    local runtime, n = r[2], tonumber(r[3])
+    local rss, cpu, p99 = tonumber(r[4]), tonumber(r[5]), tonumber(r[7])
+    if not by_runtime[runtime] then
+      by_runtime[runtime] = {}
+      order[#order + 1] = runtime
+    end
+    by_runtime[runtime][n] = cpu
+    if r[9] ~= "complete" then all_complete = false end
+    if rss > 64 then rss_ok = false end
+    if rss > worst_rss then worst_rss = rss end
+    if n >= 1000 then
+      if p99 > 10 then p99_ok = false end
+      if p99 > worst_p99 then worst_p99 = p99 end
+    end
+    rows[#rows + 1] = { runtime, r[3], r[8] .. (r[9] == "complete" and "" or " (incomplete)"), r[4], r[5], r[6], r[7] }
+  end
+  if #rows == 0 then return end
+  print_table({ "client", "streams", "events", "RSS KB/stream", "CPU us/event", "latency p50 ms", "p99 ms" }, rows)
+  local ratios = {}
+  for _, runtime in ipairs(order) do
+    local cpu = by_runtime[runtime]
+    if cpu[100] and cpu[1000] then
+      local ratio = cpu[1000] / cpu[100]
+      if ratio > 1.5 then cpu_ok = false end
+      if ratio > worst_cpu then worst_cpu = ratio end
+      ratios[#ratios + 1] = string.format("%s %.2fx", runtime, ratio)
+    end
+  end
+  print("CPU per event at 1,000 streams over that at 100: " .. table.concat(ratios, ", "))
+  print(string.format("goal: <= 64 KB RSS per open stream -- %s (highest %.1f KB)", verdict(rss_ok), worst_rss))
+  print(string.format("goal: p99 <= 10 ms at 1,000 streams -- %s (highest %.2f ms)", verdict(p99_ok), worst_p99))
+  print(string.format("goal: CPU per event at 1,000 within 1.5x of 100 -- %s (highest %.2fx)", verdict(cpu_ok),
+                      worst_cpu))
+  if not all_complete then print("(incomplete): a run hit the 60 s limit or lost events") end
+end
+
 function report.neovim()
   local gaps, ticks, secs, ok = {}, {}, {}, true
   for i, r in ipairs(records) do
