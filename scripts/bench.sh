@@ -62,7 +62,7 @@ measure() {
 lua_measure() { # interpreter, script, args...
   interp=$1
   shift
-  measure env LUA_CPATH="build/$interp/?.so;;" taskset -c "$CLIENT_CPU" "$interp" "$@"
+  measure env LUA_CPATH="build/$interp/?.so;$OUT/$interp/?.so;;" taskset -c "$CLIENT_CPU" "$interp" "$@"
 }
 report() { lua5.4 bench/report.lua "$1" "$RESULTS" || echo "  (no $1 table: see the error above)"; }
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -107,6 +107,11 @@ else
   echo "  (node/npm not found: no eventsource-parser rows)"
 fi
 for interp in lua5.4 luajit; do
+  # the table floor, built against this interpreter's headers (bench only, not in the rock)
+  mkdir -p "$OUT/$interp"
+  # shellcheck disable=SC2046 # the flags are words
+  cc -std=c99 -O2 -shared -fPIC $(pkg-config --cflags "$interp" 2>/dev/null) -o "$OUT/$interp/table_floor.so" \
+    bench/table_floor.c >> "$LOG" 2>&1 || echo "  (table floor for $interp did not build; see $LOG)"
   lua_measure "$interp" bench/sse_bench.lua "$OUT/sse-corpora.txt" "$CHUNK"
 done
 report sse
