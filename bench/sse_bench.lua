@@ -2,9 +2,13 @@
 --
 -- Reads the corpora bench/sse_corpus.lua wrote (the manifest build/bench/sse-corpora.txt),
 -- cuts each into chunks of the same size once, then feeds it several times to a fresh
--- sse.parser (events arrive as Lua tables, one array per feed) and to the pure-Lua
--- reference parser (spec/support/sse_reference.lua). A first untimed pass checks that the
--- parser saw exactly the manifest's events and data bytes. A second part feeds one 8 MB
+-- sse.parser (events arrive as Lua tables, one array per feed), to the same parser's
+-- table-free feed_flat (one flat array of strings per feed), and to the pure-Lua reference
+-- parser (spec/support/sse_reference.lua). A first untimed pass checks that each saw
+-- exactly the manifest's events and data bytes. Beside them runs the table floor
+-- (bench/table_floor.c, when scripts/bench.sh built it): the same event tables built from
+-- memory with no parsing, in the same per-feed batches, the ceiling for any parser that
+-- hands Lua a table per event. A second part feeds one 8 MB
 -- event whole and in 1 KB chunks: the time ratio stays near 1 when buffering a long line
 -- costs linear time (quadratic copying would make it hundreds).
 --
@@ -48,37 +52,96 @@ local function split(s, size)
   return chunks
 end
 
--- Feed every chunk to a fresh parser: seconds taken and events returned (the timed loop).
-local function parse(new_parser, chunks)
-  local p = new_parser()
-  local count = 0
-  local start = clock()
-  for i = 1, #chunks do
-    local events = p:feed(chunks[i])
-    count = count + #events
+-- Each way of parsing is a pair: `run(chunks)` feeds every chunk to a fresh parser and
+-- returns the events it got (the timed loop), `tally(chunks)` does the same untimed and
+-- also returns the data bytes.
+local function tables_way(new_parser)
+  return {
+    run = function(chunks)
+      local p, count = new_parser(), 0
+      for i = 1, #chunks do count = count + #p:feed(chunks[i]) end
+      return count
+    end,
+    tally = function(chunks)
+      local p, count, data_bytes = new_parser(), 0, 0
+      for i = 1, #chunks do
+        local events = assert(p:feed(chunks[i]))
+        for j = 1, #events do data_bytes = data_bytes + #events[j].data end
+        count = count + #events
+      end
+      return count, data_bytes
+    end,
+  }
+end
+
+local flat_way = {
+  run = function(chunks)
+    local p, count = sse.parser(), 0
+    for i = 1, #chunks do
+      local _, n = p:feed_flat(chunks[i])
+      count = count + n
+    end
+    return count
+  end,
+  tally = function(chunks)
+    local p, count, data_bytes = sse.parser(), 0, 0
+    for i = 1, #chunks do
+      local flat, n = assert(p:feed_flat(chunks[i]))
+      for j = 1, #flat, 3 do data_bytes = data_bytes + #flat[j] end
+      count = count + n
+    end
+    return count, data_bytes
+  end,
+}
+
+-- The table floor for one corpus: its batches (feed_flat's, one per chunk) copied into C.
+local has_floor, table_floor = pcall(require, "table_floor")
+local function floor_way(chunks)
+  local p, batches = sse.parser(), {}
+  for i = 1, #chunks do batches[i] = assert(p:feed_flat(chunks[i])) end
+  local floor = table_floor.new(batches)
+  batches = nil -- luacheck: ignore 311
+  local function build_all()
+    local count, data_bytes = 0, 0
+    for i = 1, #chunks do
+      local events = floor:build(i)
+      for j = 1, #events do data_bytes = data_bytes + #events[j].data end
+      count = count + #events
+    end
+    return count, data_bytes
   end
+  return {
+    run = function()
+      local count = 0
+      for i = 1, #chunks do count = count + #floor:build(i) end
+      return count
+    end,
+    tally = build_all,
+  }
+end
+
+local WAYS = {
+  { "agentruns.sse", function() return tables_way(sse.parser) end, RUNS_CORE },
+  { "agentruns.sse feed_flat", function() return flat_way end, RUNS_CORE },
+  { "pure-Lua reference", function() return tables_way(reference.new) end, RUNS_REFERENCE },
+}
+if has_floor then table.insert(WAYS, 3, { "table floor", floor_way, RUNS_CORE }) end
+
+-- Seconds for one timed pass of `way` over chunks, and the events it returned.
+local function parse(way, chunks)
+  local start = clock()
+  local count = way.run(chunks)
   return clock() - start, count
 end
 
 -- The untimed check: events and data bytes as the manifest says.
-local function check(name, new_parser, chunks, corpus)
-  local p = new_parser()
-  local count, data_bytes = 0, 0
-  for i = 1, #chunks do
-    local events = assert(p:feed(chunks[i]))
-    for j = 1, #events do data_bytes = data_bytes + #events[j].data end
-    count = count + #events
-  end
+local function check(name, way, chunks, corpus)
+  local count, data_bytes = way.tally(chunks)
   if count ~= corpus.events or data_bytes ~= corpus.data_bytes then
     error(string.format("%s on %s: %d events / %d data bytes, expected %d / %d", name, corpus.name,
                         count, data_bytes, corpus.events, corpus.data_bytes))
   end
 end
-
-local PARSERS = {
-  { "agentruns.sse", sse.parser, RUNS_CORE },
-  { "pure-Lua reference", reference.new, RUNS_REFERENCE },
-}
 
 for _, corpus in ipairs(read_manifest(manifest_path)) do
   local f = assert(io.open(corpus.file, "rb"))
@@ -86,17 +149,18 @@ for _, corpus in ipairs(read_manifest(manifest_path)) do
   f:close()
   local chunks = split(text, CHUNK)
   text = nil -- luacheck: ignore 311
-  for _, parser in ipairs(PARSERS) do
-    local name, new_parser, runs = parser[1], parser[2], parser[3]
-    check(name, new_parser, chunks, corpus)
-    local warm = parse(new_parser, chunks) -- also warms up caches and the JIT
+  for _, entry in ipairs(WAYS) do
+    local name, runs = entry[1], entry[3]
+    local way = entry[2](chunks)
+    check(name, way, chunks, corpus)
+    local warm = parse(way, chunks) -- also warms up caches and the JIT
     local passes = math.max(1, math.ceil(MIN_RUN / warm))
     local times = {}
     for run = 1, runs do
       collectgarbage()
       local seconds = 0
       for _ = 1, passes do
-        local s, count = parse(new_parser, chunks)
+        local s, count = parse(way, chunks)
         if count ~= corpus.events then error(name .. ": lost events in a timed run") end
         seconds = seconds + s
       end
@@ -132,7 +196,7 @@ end
 local payload = string.rep("0123456789abcdef", 8 * MB / 16)
 local event = "data: " .. payload .. "\n\n"
 local whole, in_kb = { event }, split(event, 1024)
-for _, parser in ipairs(PARSERS) do
+for _, parser in ipairs({ { "agentruns.sse", sse.parser }, { "pure-Lua reference", reference.new } }) do
   local t_whole = time_one_event(parser[2], whole, #payload)
   local t_chunked = time_one_event(parser[2], in_kb, #payload)
   record("linear", parser[1], runtime, string.format("%.6f", t_whole), string.format("%.6f", t_chunked))

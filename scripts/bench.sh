@@ -6,7 +6,8 @@
 #      parser, on three corpora generated once into build/bench/
 #   2. Requests: get_run against a local nginx vs a C libcurl loop, LuaSocket, the curl CLI
 #   3. Concurrency: 50 calls answered in 200 ms each, gathered vs one vs sequential
-#   4. Memory: peak RSS of a long stream_events and a long each_run, at two sizes each
+#   4. Memory: peak RSS of a long stream_events and a long each_run, at two sizes each;
+#      4b. 100 and 1,000 live streams in one process (Lua, and nginx light threads)
 #   5. Neovim: timer lag while requests and a stream run on the editor's loop
 #
 # Every server it starts (nginx, the sandbox) listens on 127.0.0.1 and is stopped on exit,
@@ -25,8 +26,14 @@ mkdir -p "$OUT"
 export LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;"
 
 NGINX_PID=""
+CLIENT_NGINX_PID=""
 SANDBOX_PID=""
 cleanup() {
+  if [ -n "$CLIENT_NGINX_PID" ]; then
+    kill -TERM "$CLIENT_NGINX_PID" 2>/dev/null || true
+    wait "$CLIENT_NGINX_PID" 2>/dev/null || true
+    CLIENT_NGINX_PID=""
+  fi
   if [ -n "$NGINX_PID" ]; then
     kill -TERM "$NGINX_PID" 2>/dev/null || true
     wait "$NGINX_PID" 2>/dev/null || true
@@ -55,7 +62,7 @@ measure() {
 lua_measure() { # interpreter, script, args...
   interp=$1
   shift
-  measure env LUA_CPATH="build/$interp/?.so;;" taskset -c "$CLIENT_CPU" "$interp" "$@"
+  measure env LUA_CPATH="build/$interp/?.so;$OUT/$interp/?.so;;" taskset -c "$CLIENT_CPU" "$interp" "$@"
 }
 report() { lua5.4 bench/report.lua "$1" "$RESULTS" || echo "  (no $1 table: see the error above)"; }
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -100,6 +107,11 @@ else
   echo "  (node/npm not found: no eventsource-parser rows)"
 fi
 for interp in lua5.4 luajit; do
+  # the table floor, built against this interpreter's headers (bench only, not in the rock)
+  mkdir -p "$OUT/$interp"
+  # shellcheck disable=SC2046 # the flags are words
+  cc -std=c99 -O2 -shared -fPIC $(pkg-config --cflags "$interp" 2>/dev/null) -o "$OUT/$interp/table_floor.so" \
+    bench/table_floor.c >> "$LOG" 2>&1 || echo "  (table floor for $interp did not build; see $LOG)"
   lua_measure "$interp" bench/sse_bench.lua "$OUT/sse-corpora.txt" "$CHUNK"
 done
 report sse
@@ -144,6 +156,35 @@ for interp in lua5.4 luajit; do
 done
 if have curl; then lua_measure lua5.4 bench/request_bench.lua curl-cli "$BASE" "$RUN_ID"; fi
 report requests
+
+# ---- 4b. Streams at scale -----------------------------------------------------------------
+echo
+echo "== 4b. Streams at scale: N concurrent stream_events in one process, each stream 5 events/s" \
+  "for 5 s (nginx /live); latency is server send -> Lua sees it"
+for interp in lua5.4 luajit; do
+  for n in 100 1000; do lua_measure "$interp" bench/streams_bench.lua "$BASE" "$n"; done
+done
+# The same inside nginx: N light threads on the cosocket transport, in a client nginx of its own.
+CNGX="$PWD/$OUT/nginx-client"
+mkdir -p "$CNGX/tmp"
+CPORT=$(free_port)
+sed -e "s|@PREFIX@|$CNGX|g; s|@ROOT@|$PWD|g; s|@PORT@|$CPORT|g" bench/nginx_client.conf > "$CNGX/nginx.conf"
+: > "$CNGX/error.log"
+taskset -c "$CLIENT_CPU" nginx -p "$CNGX" -c "$CNGX/nginx.conf" -e "$CNGX/error.log" &
+CLIENT_NGINX_PID=$!
+tries=0
+until curl -s -o /dev/null "http://127.0.0.1:$CPORT/"; do
+  tries=$((tries + 1))
+  if [ "$tries" -gt 50 ] || ! kill -0 "$CLIENT_NGINX_PID" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+for n in 100 1000; do
+  measure curl -sf --max-time 120 "http://127.0.0.1:$CPORT/streams?n=$n&base=$BASE"
+done
+kill -TERM "$CLIENT_NGINX_PID" 2>/dev/null || true
+wait "$CLIENT_NGINX_PID" 2>/dev/null || true
+CLIENT_NGINX_PID=""
+report streams
 
 # ---- the sandbox (concurrency, Neovim) -----------------------------------------------------
 taskset -c "$SERVER_CPU" lua5.4 sandbox/bin/agentruns-sandbox --port 0 --step-delay 0.05 --keepalive 0.2 \

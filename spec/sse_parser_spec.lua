@@ -15,8 +15,31 @@ local reference = require "spec.support.sse_reference"
 local BOM = "\239\187\191"
 local MiB = 1024 * 1024
 
+-- parser:feed_flat seen through feed's shape: each data, event, id triple made back into
+-- the event table feed would return (no id field for an empty id), so every vector and
+-- the differential test check the table-free path too.
+local function flat_parser(opts)
+  local p = sse.parser(opts)
+  local wrapper = {}
+  function wrapper.feed(_, chunk)
+    local flat, n = p:feed_flat(chunk)
+    if not flat then return nil, n end
+    assert(#flat == 3 * n, "feed_flat: the count must be a third of the array")
+    local events = {}
+    for i = 1, #flat, 3 do
+      events[#events + 1] = { data = flat[i], event = flat[i + 1], id = flat[i + 2] ~= "" and flat[i + 2] or nil }
+    end
+    return events
+  end
+  function wrapper.last_event_id() return p:last_event_id() end
+  function wrapper.retry() return p:retry() end
+  function wrapper.reset() return p:reset() end
+  return wrapper
+end
+
 local IMPLEMENTATIONS = {
   { name = "agentruns.sse", new = sse.parser },
+  { name = "agentruns.sse feed_flat", new = flat_parser },
   { name = "reference", new = reference.new },
 }
 
@@ -573,6 +596,7 @@ describe("agentruns.sse.parser", function()
           local c = record(sse.parser, opts, chunks, resets)
           local lua = record(reference.new, opts, chunks, resets)
           assert.same({ label, lua }, { label, c })
+          assert.same({ label, lua }, { label, record(flat_parser, opts, chunks, resets) })
           if not opts then
             assert.same({ label, whole_events(sse.parser, { stream }) },
                         { label, whole_events(sse.parser, chunks) })
@@ -582,6 +606,45 @@ describe("agentruns.sse.parser", function()
         end
       end)
     end
+  end)
+
+  describe("feed_flat", function()
+    it("returns data, event, id per event in one flat array, and the count", function()
+      local p = sse.parser()
+      local flat, n = p:feed_flat("id: 7\nevent: step\ndata: a\n\ndata: b\ndata: c\n\n")
+      assert.same({ { "a", "step", "7", "b\nc", "message", "7" }, 2 }, { flat, n })
+    end)
+
+    it("gives an empty string for no event ID, as lastEventId is", function()
+      assert.same({ "x", "message", "" }, (sse.parser():feed_flat("data: x\n\n")))
+    end)
+
+    it("returns an empty array and 0 while no event completes", function()
+      assert.same({ {}, 0 }, { sse.parser():feed_flat("data: unfinished") })
+    end)
+
+    it("returns the same limit error value as feed", function()
+      local flat, err = sse.parser({ max_event_size = 4 }):feed_flat("data: too long\n\n")
+      assert.is_nil(flat)
+      assert.same({ "limit", "event exceeds max_event_size (4 bytes)" }, { err.kind, tostring(err) })
+    end)
+  end)
+
+  describe("event types in one feed", function()
+    -- Types of equal length that follow each other: the parser reuses the Lua string of a
+    -- repeated type, and must not mistake a new type for the last one.
+    local stream = "event: abcd\ndata: 1\n\nevent: wxyz\ndata: 2\n\nevent: wxyz\ndata: 3\n\n" ..
+                   "data: 4\n\nevent: abcd\ndata: 5\n\n"
+    it("are each event's own with feed", function()
+      local types = {}
+      for _, e in ipairs(sse.parser():feed(stream)) do types[#types + 1] = e.event end
+      assert.same({ "abcd", "wxyz", "wxyz", "message", "abcd" }, types)
+    end)
+
+    it("are each event's own with feed_flat", function()
+      local flat = sse.parser():feed_flat(stream)
+      assert.same({ "abcd", "wxyz", "wxyz", "message", "abcd" }, { flat[2], flat[5], flat[8], flat[11], flat[14] })
+    end)
   end)
 
   describe("as a Lua value", function()

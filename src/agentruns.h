@@ -43,6 +43,8 @@ typedef struct agr_parser {
   sse_parser p;
   agr_batch batch;
   int owned;        /* a running transfer feeds this parser */
+  int feeding;      /* inside parser:feed; still set after an error unwound one */
+  int last_count;   /* array slots the last feed filled: the next one's size hint */
   int mark_inherited; /* flag events whose ID carried over (id_inherited) */
 } agr_parser;
 

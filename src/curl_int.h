@@ -39,6 +39,7 @@ typedef struct agr_transfer {
   int state;
   int failure;
   unsigned char headers_done, sent, paused, events_mode;
+  unsigned long changed_round;   /* the session's round it was listed in as changed */
   char errbuf[CURL_ERROR_SIZE];
 } agr_transfer;
 
@@ -59,6 +60,19 @@ struct agr_session {
   size_t nwatches, capwatches;
   long timer_ms;                 /* the latest timer request; -1 = none */
   int timer_changed;
+  /* Transfers that got data, headers or their end since take_changed: only their
+     addresses are kept (as wake-up keys), never read through, so one closed since
+     costs nothing but a spurious wake-up. */
+  void **changed;
+  size_t nchanged, capchanged;
+  unsigned long round;           /* take_changed starts a new one; from 1 */
+  int changed_lost;              /* the list could not grow: everything counts as changed */
+  unsigned long activity;        /* counts data, headers and ends: "did this round bring any" */
+  double idle_next;              /* no transfer goes idle before this (agr_now() scale) */
+  /* Blocking mode on Linux: curl's socket interface over an epoll set, so that a
+     round costs the sockets that are ready, not every socket (-1: not in use). */
+  int epfd;
+  double timer_at;               /* when curl wants its timeout handled; < 0: never */
 };
 
 /* lcurl.c */
@@ -78,5 +92,6 @@ void agr_open_transfer_class(lua_State *L);
 void agr_transfer_wire(agr_transfer *t);      /* set the callbacks on t->easy */
 void agr_transfer_finish(agr_transfer *t, CURLcode code);
 void agr_transfer_attach(agr_session *s, agr_transfer *t);
+void agr_transfer_changed(agr_transfer *t);   /* note t in its session's changed list */
 
 #endif

@@ -172,28 +172,136 @@ static agr_parser *check_free_parser(lua_State *L, int idx) {
   return ps;
 }
 
-/* parser:feed(bytes) -> events | nil, err */
-static int parser_feed(lua_State *L) {
+/*
+ * parser:feed and parser:feed_flat build their results while the parser
+ * runs: the callback below puts each event into the Lua array at once,
+ * straight from the parser's buffers (or from the caller's chunk), with no
+ * batch copy in between. Lua can raise an allocation error inside it; that
+ * unwinds through sse_feed, so `feeding` stays set and the next call reports
+ * the parser as failed (memory) until reset() instead of going on from the
+ * middle of a chunk.
+ */
+typedef struct direct_ctx {
+  lua_State *L;
+  agr_parser *ps;
+  int flat;              /* feed_flat: data, event, id as three array slots */
+  lua_Integer n;         /* array slots used */
+  size_t prev_len;       /* the event type pushed last (a copy: the parser's buffer */
+  char prev_type[64];    /* changes in place), prev_len 0: none, or too long to keep */
+} direct_ctx;
+
+/* Stack while feeding: 1 parser, 2 bytes, 3 array, 4 "event", 5 "data", 6 "id", 7 last type. */
+#define D_ARR 3
+#define D_KEVENT 4
+#define D_KDATA 5
+#define D_KID 6
+#define D_TYPE 7
+
+/* The event type as a Lua string on top of the stack; a repeat reuses the last one. */
+static void push_type(direct_ctx *c, const sse_event *ev) {
+  lua_State *L = c->L;
+  if (c->prev_len && ev->type_len == c->prev_len && memcmp(ev->type, c->prev_type, c->prev_len) == 0) {
+    lua_pushvalue(L, D_TYPE);
+    return;
+  }
+  lua_pushlstring(L, ev->type, ev->type_len);
+  lua_pushvalue(L, -1);
+  lua_replace(L, D_TYPE);
+  c->prev_len = ev->type_len <= sizeof c->prev_type ? ev->type_len : 0;
+  memcpy(c->prev_type, ev->type, c->prev_len);
+}
+
+static int direct_push(void *ud, const sse_event *ev) {
+  direct_ctx *c = ud;
+  lua_State *L = c->L;
+  if (c->flat) {
+    lua_pushlstring(L, ev->data, ev->data_len);
+    lua_rawseti(L, D_ARR, (int)++c->n);
+    push_type(c, ev);
+    lua_rawseti(L, D_ARR, (int)++c->n);
+    lua_pushlstring(L, ev->id, ev->id_len);
+    lua_rawseti(L, D_ARR, (int)++c->n);
+    return 0;
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushvalue(L, D_KEVENT);
+  push_type(c, ev);
+  lua_rawset(L, -3);
+  lua_pushvalue(L, D_KDATA);
+  lua_pushlstring(L, ev->data, ev->data_len);
+  lua_rawset(L, -3);
+  if (ev->id_len) {
+    lua_pushvalue(L, D_KID);
+    lua_pushlstring(L, ev->id, ev->id_len);
+    lua_rawset(L, -3);
+    if (!ev->id_own && c->ps->mark_inherited) { /* the ID carried over from an earlier event */
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "id_inherited");
+    }
+  }
+  lua_rawseti(L, D_ARR, (int)++c->n);
+  return 0;
+}
+
+/* Feed with results built in place; pushes the array (or nil, err) and returns 1 or 2. */
+static int feed_direct(lua_State *L, int flat) {
   agr_parser *ps = check_free_parser(L, 1);
+  direct_ctx c;
   size_t n;
   const char *s = luaL_checklstring(L, 2, &n);
-  int rc = agr_parser_feed(ps, s, n);
+  int rc;
+  lua_settop(L, 2);
+  if (ps->feeding) { /* an error unwound the last feed half way through */
+    ps->feeding = 0;
+    if (ps->p.error == SSE_OK) ps->p.error = SSE_ENOMEM;
+  }
+  /* sized as the last result was: a stream's chunks complete similar counts */
+  lua_createtable(L, ps->last_count, 0);
+  lua_pushliteral(L, "event");
+  lua_pushliteral(L, "data");
+  lua_pushliteral(L, "id");
+  lua_pushnil(L);
+  c.L = L;
+  c.ps = ps;
+  c.flat = flat;
+  c.n = 0;
+  c.prev_len = 0;
+  ps->p.on_event = direct_push;
+  ps->p.ud = &c;
+  ps->feeding = 1;
+  rc = sse_feed(&ps->p, s, n);
+  ps->feeding = 0;
+  ps->p.on_event = batch_push;
+  ps->p.ud = &ps->batch;
   if (rc != SSE_OK) {
     char msg[96];
-    ps->batch.n = 0; /* events before the failure are dropped with it */
-    ps->batch.arena.len = 0;
     if (rc == SSE_ETOOBIG) {
       snprintf(msg, sizeof msg, "%s (%.0f bytes)", agr_sse_strerror(rc),
                (double)ps->p.max_event_size);
     } else {
       snprintf(msg, sizeof msg, "%s", agr_sse_strerror(rc));
     }
-    lua_pushnil(L);
+    lua_pushnil(L); /* events before the failure are dropped with it */
     agr_new_error(L, rc == SSE_ETOOBIG ? "limit" : "memory", msg);
     return 2;
   }
-  agr_push_events(L, ps);
+  lua_settop(L, D_ARR);
+  ps->last_count = c.n > 4096 ? 4096 : (int)c.n;
+  if (flat) {
+    lua_pushinteger(L, c.n / 3);
+    return 2;
+  }
   return 1;
+}
+
+/* parser:feed(bytes) -> events | nil, err */
+static int parser_feed(lua_State *L) {
+  return feed_direct(L, 0);
+}
+
+/* parser:feed_flat(bytes) -> { data, event, id, data, event, id, ... }, count | nil, err */
+static int parser_feed_flat(lua_State *L) {
+  return feed_direct(L, 1);
 }
 
 /* parser:last_event_id() -> string */
@@ -217,6 +325,7 @@ static int parser_retry(lua_State *L) {
 static int parser_reset(lua_State *L) {
   agr_parser *ps = check_free_parser(L, 1);
   sse_reset(&ps->p);
+  ps->feeding = 0;
   ps->batch.n = 0;
   ps->batch.arena.len = 0;
   return 0;
@@ -239,6 +348,7 @@ static int parser_tostring(lua_State *L) {
 
 static const luaL_Reg parser_methods[] = {
   { "feed", parser_feed },
+  { "feed_flat", parser_feed_flat },
   { "last_event_id", parser_last_event_id },
   { "retry", parser_retry },
   { "reset", parser_reset },

@@ -16,6 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __linux__
+#include <errno.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+#define AGR_EPOLL 1
+#endif
+
 #include "curl_int.h"
 
 /* CURLMOPT_SOCKETFUNCTION: queue the change for take_watches. */
@@ -45,6 +52,34 @@ static int on_timer(CURLM *m, long timeout_ms, void *userp) {
   return 0;
 }
 
+#ifdef AGR_EPOLL
+/* Blocking mode, CURLMOPT_SOCKETFUNCTION: keep the epoll set as curl asks. */
+static int on_socket_epoll(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp) {
+  agr_session *s = userp;
+  struct epoll_event ev;
+  (void)e;
+  (void)socketp;
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL); /* curl may have closed it: then it is gone already */
+    return 0;
+  }
+  memset(&ev, 0, sizeof ev);
+  ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+  ev.data.fd = fd;
+  if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+  if (errno == ENOENT && epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+  return -1;
+}
+
+/* Blocking mode, CURLMOPT_TIMERFUNCTION: when curl's timeout is due. */
+static int on_timer_epoll(CURLM *m, long timeout_ms, void *userp) {
+  agr_session *s = userp;
+  (void)m;
+  s->timer_at = timeout_ms < 0 ? -1.0 : agr_now() + (double)timeout_ms / 1000.0;
+  return 0;
+}
+#endif
+
 /* Collect finished transfers from the multi handle; returns how many. */
 static int collect_done(agr_session *s) {
   CURLMsg *msg;
@@ -62,10 +97,18 @@ static int collect_done(agr_session *s) {
   return done;
 }
 
-/* End transfers that received nothing for longer than their idle timeout. */
+/* End transfers that received nothing for longer than their idle timeout.
+   A scan notes the soonest idle deadline; activity only moves deadlines
+   later, so until then (or a new or resumed transfer) there is nothing to
+   scan for, and a round does not walk every transfer. */
 static int expire_idle(agr_session *s, double now, double *next_deadline) {
   agr_transfer *t = s->head, *next;
+  double soonest = HUGE_VAL;
   int done = 0;
+  if (now < s->idle_next) {
+    if (s->idle_next < *next_deadline) *next_deadline = s->idle_next;
+    return 0;
+  }
   for (; t != NULL; t = next) {
     next = t->next;
     if (t->idle_timeout <= 0 || t->paused) continue;
@@ -73,20 +116,13 @@ static int expire_idle(agr_session *s, double now, double *next_deadline) {
       t->failure = F_IDLE;
       agr_transfer_finish(t, CURLE_OPERATION_TIMEDOUT);
       done++;
-    } else if (t->last_activity + t->idle_timeout < *next_deadline) {
-      *next_deadline = t->last_activity + t->idle_timeout;
+    } else if (t->last_activity + t->idle_timeout < soonest) {
+      soonest = t->last_activity + t->idle_timeout;
     }
   }
+  s->idle_next = soonest;
+  if (soonest < *next_deadline) *next_deadline = soonest;
   return done;
-}
-
-/* Events parsed but not yet taken, over the session's streaming transfers. */
-static size_t events_waiting(const agr_session *s) {
-  const agr_transfer *t;
-  size_t n = 0;
-  for (t = s->head; t != NULL; t = t->next)
-    if (t->parser) n += t->parser->batch.n;
-  return n;
 }
 
 agr_session *agr_check_session(lua_State *L, int idx) {
@@ -101,6 +137,9 @@ int agr_session_new(lua_State *L) {
   if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
   s = compat_newuserdata(L, sizeof *s);
   memset(s, 0, sizeof *s);
+  s->epfd = -1; /* before anything can fail: close must not close fd 0 */
+  s->timer_at = -1.0;
+  s->round = 1; /* a new transfer holds round 0: not yet listed */
   luaL_setmetatable(L, AGR_SESSION_MT); /* born closed: __gc is safe from here */
   s->share = curl_share_init();
   s->multi = curl_multi_init();
@@ -114,8 +153,28 @@ int agr_session_new(lua_State *L) {
   curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
   curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+#ifdef AGR_EPOLL
+  s->epfd = epoll_create1(EPOLL_CLOEXEC); /* without one, perform polls every socket */
+  if (s->epfd >= 0) {
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket_epoll);
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer_epoll);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
+  }
+#endif
   return 1;
 }
+
+#ifdef AGR_EPOLL
+static void close_epoll(agr_session *s) {
+  if (s->epfd >= 0) close(s->epfd);
+  s->epfd = -1;
+}
+#else
+static void close_epoll(agr_session *s) {
+  s->epfd = -1;
+}
+#endif
 
 /* Close the session: cancel and detach every transfer, free the handles. */
 static int session_close(lua_State *L) {
@@ -136,6 +195,10 @@ static int session_close(lua_State *L) {
   free(s->watches);
   s->watches = NULL;
   s->nwatches = s->capwatches = 0;
+  free(s->changed);
+  s->changed = NULL;
+  s->nchanged = s->capchanged = 0;
+  close_epoll(s);
   return 0;
 }
 
@@ -149,6 +212,57 @@ static int end_round(lua_State *L, agr_session *s) {
   return 1;
 }
 
+#ifdef AGR_EPOLL
+/* Hand curl the sockets epoll found ready, waiting at most ms for the first;
+   then its timeout, when due. Returns a curl error, or CURLM_OK. */
+static CURLMcode epoll_round(agr_session *s, int ms) {
+  struct epoll_event evs[64];
+  int i, n, running = 0, rounds;
+  CURLMcode mc = CURLM_OK;
+  n = epoll_wait(s->epfd, evs, 64, ms);
+  for (i = 0; i < n; i++) {
+    int mask = 0;
+    if (evs[i].events & EPOLLIN) mask |= CURL_CSELECT_IN;
+    if (evs[i].events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+    if (evs[i].events & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+    mc = curl_multi_socket_action(s->multi, evs[i].data.fd, mask, &running);
+    if (mc != CURLM_OK) return mc;
+  }
+  /* a timeout handled may ask for another at once (a new transfer starts in steps) */
+  for (rounds = 0; rounds < 16 && s->timer_at >= 0 && agr_now() >= s->timer_at; rounds++) {
+    s->timer_at = -1.0;
+    mc = curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (mc != CURLM_OK) return mc;
+  }
+  return CURLM_OK;
+}
+
+/* perform() over the epoll set: the same contract, at the cost of the ready sockets. */
+static int perform_epoll(lua_State *L, agr_session *s, double wait) {
+  unsigned long activity = s->activity;
+  double now, deadline;
+  int done;
+  CURLMcode mc = epoll_round(s, 0);
+  if (mc != CURLM_OK) return luaL_error(L, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
+  done = collect_done(s);
+  now = agr_now();
+  deadline = now + wait;
+  done += expire_idle(s, now, &deadline);
+  if (done == 0 && wait > 0 && s->activity == activity) {
+    double ms;
+    if (s->timer_at >= 0 && s->timer_at < deadline) deadline = s->timer_at;
+    ms = ceil((deadline - now) * 1000.0);
+    if (ms < 0) ms = 0;
+    if (ms > 3600000) ms = 3600000;
+    mc = epoll_round(s, (int)ms);
+    if (mc != CURLM_OK) return luaL_error(L, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
+    return end_round(L, s);
+  }
+  lua_pushinteger(L, s->attached);
+  return 1;
+}
+#endif
+
 /*
  * session:perform([wait]) -> number of transfers still in flight.
  * Does the ready work; if no transfer finished, waits once for activity
@@ -159,7 +273,7 @@ int agr_session_perform(lua_State *L) {
   agr_session *s = agr_check_session(L, 1);
   double wait = luaL_optnumber(L, 2, 0), now, deadline;
   int running = 0, done;
-  size_t events;
+  unsigned long activity = s->activity;
   CURLMcode mc;
   luaL_argcheck(L, wait >= 0 && wait == wait, 2, "wait must be a non-negative number");
   if (s->callbacks) { /* the host loop waits; here only the due work is done */
@@ -167,7 +281,9 @@ int agr_session_perform(lua_State *L) {
     if (mc != CURLM_OK) return luaL_error(L, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
     return end_round(L, s);
   }
-  events = events_waiting(s);
+#ifdef AGR_EPOLL
+  if (s->epfd >= 0) return perform_epoll(L, s, wait);
+#endif
   mc = curl_multi_perform(s->multi, &running);
   if (mc != CURLM_OK) return luaL_error(L, "curl_multi_perform: %s", curl_multi_strerror(mc));
   done = collect_done(s);
@@ -177,7 +293,7 @@ int agr_session_perform(lua_State *L) {
   /* Do not wait when this round finished a transfer or parsed new events:
      the caller has work, and a stream paused for its unread events has no
      socket that would end the wait. With nothing attached this just waits. */
-  if (done == 0 && wait > 0 && events_waiting(s) == events) {
+  if (done == 0 && wait > 0 && s->activity == activity) {
     double ms = ceil((deadline - now) * 1000.0);
     if (ms < 0) ms = 0;
     if (ms > 3600000) ms = 3600000;
@@ -204,6 +320,7 @@ static int session_use_callbacks(lua_State *L) {
       return luaL_error(L, "use_callbacks() must come before the session's first transfer");
     s->callbacks = 1;
     s->timer_ms = -1;
+    close_epoll(s); /* the host loop watches the sockets now */
     curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
     curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer);
@@ -275,6 +392,36 @@ static int session_pending(lua_State *L) {
   return 1;
 }
 
+/*
+ * session:take_changed() -> keys | true | nil: the keys (transfer:key()) of
+ * the transfers that got data, headers or their end since the last call, in
+ * the order they did; true when that is not known (memory ran short: treat
+ * everything as changed, and always once the session is closed); nil when
+ * nothing changed. Starts a new round. A scheduler wakes only the tasks
+ * waiting on these, so that its work grows with the transfers that have
+ * something, not with the number of transfers.
+ */
+static int session_take_changed(lua_State *L) {
+  agr_session *s = luaL_checkudata(L, 1, AGR_SESSION_MT);
+  size_t i;
+  if (s->multi == NULL || s->changed_lost) { /* closed: every transfer ended */
+    lua_pushboolean(L, 1);
+  } else if (s->nchanged == 0) {
+    lua_pushnil(L);
+  } else {
+    lua_createtable(L, s->nchanged > 0x7fffffff ? 0x7fffffff : (int)s->nchanged, 0);
+    for (i = 0; i < s->nchanged; i++) {
+      lua_pushlightuserdata(L, s->changed[i]);
+      lua_rawseti(L, -2, (int)(i + 1));
+    }
+  }
+  s->nchanged = 0;
+  s->changed_lost = 0;
+  s->round++;
+  if (s->round == 0) s->round = 1; /* 0 is what a new transfer holds */
+  return 1;
+}
+
 static int session_tostring(lua_State *L) {
   agr_session *s = luaL_checkudata(L, 1, AGR_SESSION_MT);
   if (s->multi == NULL)
@@ -291,6 +438,7 @@ static const luaL_Reg session_methods[] = {
   { "socket_action", session_socket_action },
   { "take_watches", session_take_watches },
   { "pending", session_pending },
+  { "take_changed", session_take_changed },
   { "close", session_close },
   { NULL, NULL }
 };

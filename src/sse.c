@@ -6,7 +6,13 @@
  * with memchr.
  * A line found whole inside the chunk is interpreted in place, without a
  * copy; only the unfinished tail of a chunk is kept in p->line, so the work
- * done is linear in the input however it is split. A CR that ends a chunk
+ * done is linear in the input however it is split. The first data line of
+ * an event is not copied either (data_ref): most events have one data line,
+ * and an event dispatched in the chunk that carried it reaches the callback
+ * straight from the caller's bytes. A second data line, or the end of the
+ * chunk, copies it into p->data. A line completed from p->line moves to
+ * p->held instead of being copied, so a long event split over many chunks is
+ * copied once on its way in, not twice. A CR that ends a chunk
  * sets skip_lf so that an LF opening the next chunk is not read as a second
  * line end. The UTF-8 BOM is matched byte by byte at stream start, so it too
  * may arrive split. Field lines feed the data, type and id buffers; a blank
@@ -41,10 +47,13 @@ void sse_free(sse_parser *p) {
   sse_buf_free(&p->type);
   sse_buf_free(&p->id);
   sse_buf_free(&p->last_id);
+  sse_buf_free(&p->held);
 }
 
 void sse_reset(sse_parser *p) {
   p->line.len = p->data.len = p->type.len = 0;
+  p->data_ref = NULL;
+  p->ref_held = 0;
   p->event_bytes = 0;
   p->error = SSE_OK;
   p->bom = 0;
@@ -54,6 +63,20 @@ void sse_reset(sse_parser *p) {
      string back into the buffer cannot fail: the buffer held at least as much
      before, or last_id is empty. */
   if (buf_set(&p->id, p->last_id.p, p->last_id.len) != SSE_OK) p->id.len = 0;
+}
+
+/* Copy a data line still in the caller's chunk into p->data, with its LF. */
+static int keep_data_ref(sse_parser *p) {
+  const char *ref = p->data_ref;
+  size_t n = p->data_ref_len;
+  if (ref == NULL) return SSE_OK;
+  p->data_ref = NULL;
+  p->ref_held = 0;
+  if (sse_buf_reserve(&p->data, n + 1) != SSE_OK) return SSE_ENOMEM;
+  memcpy(p->data.p, ref, n);
+  p->data.p[n] = '\n';
+  p->data.len = n + 1;
+  return SSE_OK;
 }
 
 /* A blank line: publish the last event ID, then dispatch if there is data. */
@@ -67,11 +90,16 @@ static int dispatch(sse_parser *p) {
   }
   ev.id_own = p->id_own;
   p->id_own = 0;
-  if (p->data.len == 0) {
+  if (p->data_ref) {
+    ev.data = p->data_ref;
+    ev.data_len = p->data_ref_len;
+  } else if (p->data.len == 0) {
     p->type.len = 0;
     return SSE_OK;
+  } else {
+    ev.data = p->data.p;
+    ev.data_len = p->data.len - 1; /* every data line appended an LF; drop the last one */
   }
-  p->data.len--; /* every data line appended an LF; drop the last one */
   if (p->type.len) {
     ev.type = p->type.p;
     ev.type_len = p->type.len;
@@ -79,13 +107,14 @@ static int dispatch(sse_parser *p) {
     ev.type = "message";
     ev.type_len = 7;
   }
-  ev.data = p->data.p;
-  ev.data_len = p->data.len;
   ev.id = p->last_id.len ? p->last_id.p : "";
   ev.id_len = p->last_id.len;
   if (p->on_event && p->on_event(p->ud, &ev) != 0) rc = SSE_ECALLBACK;
   p->data.len = 0;
   p->type.len = 0;
+  p->data_ref = NULL;
+  if (p->ref_held && p->held.cap > 1024 * 1024) sse_buf_free(&p->held); /* give a long event's memory back */
+  p->ref_held = 0;
   return rc;
 }
 
@@ -98,8 +127,10 @@ static int all_digits(const char *s, size_t n) {
   return 1;
 }
 
-/* Interpret one line (without its line end). */
-static int process_line(sse_parser *p, const char *s, size_t n) {
+/* Interpret one line (without its line end). where: 0 s is copied if kept,
+   1 s lies in the caller's chunk (valid until sse_feed returns), 2 s lies in
+   p->held (valid until the next line is held). */
+static int process_line(sse_parser *p, const char *s, size_t n, int where) {
   const char *colon, *value;
   size_t name_len, value_len;
   if (n == 0) return dispatch(p);
@@ -107,7 +138,10 @@ static int process_line(sse_parser *p, const char *s, size_t n) {
   if (s[0] == ':') return SSE_OK; /* comment */
   p->event_bytes += n + 1;
   if (p->event_bytes > p->max_event_size) return SSE_ETOOBIG;
-  colon = memchr(s, ':', n);
+  /* field names are a few bytes: a loop finds the colon sooner than a call */
+  for (colon = s; colon < s + n && *colon != ':'; colon++) {
+  }
+  if (colon == s + n) colon = NULL;
   if (colon) {
     name_len = (size_t)(colon - s);
     value = colon + 1;
@@ -131,6 +165,13 @@ static int process_line(sse_parser *p, const char *s, size_t n) {
     break;
   case 4:
     if (memcmp(s, "data", 4) == 0) {
+      if (where && p->data.len == 0 && p->data_ref == NULL) {
+        p->data_ref = value;
+        p->data_ref_len = value_len;
+        p->ref_held = where == 2;
+        return SSE_OK;
+      }
+      if (keep_data_ref(p) != SSE_OK) return SSE_ENOMEM;
       if (sse_buf_reserve(&p->data, value_len + 1) != SSE_OK) return SSE_ENOMEM;
       memcpy(p->data.p + p->data.len, value, value_len);
       p->data.len += value_len;
@@ -161,17 +202,22 @@ static int process_line(sse_parser *p, const char *s, size_t n) {
 
 /* Finish a line whose start is in p->line and whose rest is s[0..n). */
 static int finish_buffered_line(sse_parser *p, const char *s, size_t n) {
+  sse_buf held;
   int rc;
   if (n > p->max_event_size || p->line.len > p->max_event_size - n) return SSE_ETOOBIG;
   if (sse_buf_append(&p->line, s, n) != SSE_OK) return SSE_ENOMEM;
-  rc = process_line(p, p->line.p, p->line.len);
+  if (p->ref_held && keep_data_ref(p) != SSE_OK) return SSE_ENOMEM; /* held is about to change */
+  held = p->held; /* swap: the line moves to held, held's memory serves the next line */
+  p->held = p->line;
+  p->line = held;
   p->line.len = 0;
+  rc = process_line(p, p->held.p, p->held.len, 2);
   return rc;
 }
 
 int sse_feed(sse_parser *p, const char *bytes, size_t n) {
-  size_t i = 0, lf = 0;
-  int lf_known = 0; /* lf: where the next LF at or after i is (n: none) */
+  size_t i = 0, lf = 0, cr = 0;
+  int lf_known = 0, cr_known = 0; /* lf, cr: where the next LF, CR at or after i is (n: none) */
   int rc;
   if (p->error) return p->error;
   while (p->bom < 3 && i < n) {
@@ -193,17 +239,21 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
   }
   while (i < n) {
     /* The next line end is the first CR before the next LF, else that LF.
-       memchr finds both fast; the LF position is reused until passed, so a
-       stream of CR-only line ends is still scanned once. */
+       memchr finds both fast, and each position is reused until passed: a
+       chunk with no CR at all is searched for one once, and a stream of
+       CR-only line ends is still scanned once for LF. */
     size_t eol;
-    const char *cr;
     if (!lf_known || lf < i) {
       const char *q = memchr(bytes + i, '\n', n - i);
       lf = q ? (size_t)(q - bytes) : n;
       lf_known = 1;
     }
-    cr = memchr(bytes + i, '\r', lf - i);
-    eol = cr ? (size_t)(cr - bytes) : lf;
+    if (!cr_known || cr < i) {
+      const char *q = memchr(bytes + i, '\r', n - i);
+      cr = q ? (size_t)(q - bytes) : n;
+      cr_known = 1;
+    }
+    eol = cr < lf ? cr : lf;
     if (eol == n) { /* unfinished line: keep it for the next chunk */
       if (p->line.len > p->max_event_size || n - i > p->max_event_size - p->line.len) {
         rc = SSE_ETOOBIG;
@@ -218,7 +268,7 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
     if (p->line.len)
       rc = finish_buffered_line(p, bytes + i, eol - i);
     else
-      rc = process_line(p, bytes + i, eol - i);
+      rc = process_line(p, bytes + i, eol - i, 1);
     if (rc != SSE_OK) goto fail;
     i = eol + 1;
     if (bytes[eol] == '\r') {
@@ -228,9 +278,15 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
         i++;
     }
   }
+  if (p->data_ref && !p->ref_held && keep_data_ref(p) != SSE_OK) { /* the chunk is the caller's only until we return */
+    rc = SSE_ENOMEM;
+    goto fail;
+  }
   return SSE_OK;
 fail:
   p->error = rc;
   p->line.len = 0;
+  p->data_ref = NULL;
+  p->ref_held = 0;
   return rc;
 }

@@ -47,6 +47,10 @@ typedef struct sse_parser {
   sse_buf type;       /* event type buffer */
   sse_buf id;         /* last event ID buffer: set by "id" fields */
   sse_buf last_id;    /* last event ID string: the buffer as of the last blank line */
+  sse_buf held;       /* the last line completed from p->line, kept while data_ref points in it */
+  const char *data_ref; /* the event's only data line so far, not yet copied to data: */
+  size_t data_ref_len;  /* non-NULL while data is empty, and then it stands for data */
+  unsigned char ref_held; /* data_ref points into held (else into the caller's chunk) */
   size_t event_bytes; /* bytes of field lines received for the event being built */
   long retry;         /* reconnection time in ms, -1 while never set */
   int error;          /* sticky error code, SSE_OK while healthy */

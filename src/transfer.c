@@ -18,6 +18,7 @@
  * user value; its close is idempotent and serves close, __gc and __close.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "curl_int.h"
@@ -28,6 +29,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
   agr_transfer *t = ud;
   size_t n = size * nmemb;
   t->last_activity = agr_now();
+  agr_transfer_changed(t);
   if (t->events_mode) {
     int rc;
     if (agr_sse->pending(t->parser) >= PAUSE_AT) {
@@ -67,6 +69,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
     if (status >= 200 || status == 0) {
       t->status = status;
       t->headers_done = 1;
+      agr_transfer_changed(t);
       t->events_mode = t->parser != NULL && status >= 200 && status < 300;
     }
     return n;
@@ -133,9 +136,38 @@ static void unlink_transfer(agr_transfer *t) {
   if (t->parser) t->parser->owned = 0;
 }
 
+/* Note t in its session's changed list, once a round (take_changed ends one).
+   When the list cannot grow, or holds far more than the transfers in flight
+   (nobody takes it: no tasks wait), the session says everything changed
+   instead, and the list stops growing. */
+void agr_transfer_changed(agr_transfer *t) {
+  agr_session *s = t->session;
+  if (s == NULL) return;
+  s->activity++;
+  if (s->changed_lost || t->changed_round == s->round) return;
+  if (s->nchanged >= 2 * (size_t)s->attached + 64) {
+    s->changed_lost = 1;
+    s->nchanged = 0;
+    return;
+  }
+  if (s->nchanged == s->capchanged) {
+    size_t cap = s->capchanged ? s->capchanged * 2 : 64;
+    void **nc = realloc(s->changed, cap * sizeof *nc);
+    if (nc == NULL) {
+      s->changed_lost = 1;
+      return;
+    }
+    s->changed = nc;
+    s->capchanged = cap;
+  }
+  s->changed[s->nchanged++] = t;
+  t->changed_round = s->round;
+}
+
 /* Mark t finished (curl code or our own failure) and detach it. */
 void agr_transfer_finish(agr_transfer *t, CURLcode code) {
   if (t->state != T_RUNNING) return;
+  agr_transfer_changed(t);
   t->code = code;
   t->state = T_DONE;
   unlink_transfer(t);
@@ -144,6 +176,7 @@ void agr_transfer_finish(agr_transfer *t, CURLcode code) {
 /* Free everything the transfer owns. Idempotent. */
 static void transfer_release(agr_transfer *t) {
   if (t->state == T_RUNNING && t->failure == F_NONE) t->failure = F_CLOSED;
+  if (t->state == T_RUNNING) agr_transfer_changed(t); /* a task may wait on it */
   unlink_transfer(t);
   t->state = T_CLOSED;
   if (t->easy) {
@@ -167,6 +200,7 @@ void agr_transfer_attach(agr_session *s, agr_transfer *t) {
   s->head = t;
   s->attached++;
   t->last_activity = agr_now();
+  s->idle_next = 0; /* its idle deadline is not in the session's yet */
 }
 
 static agr_transfer *check_transfer(lua_State *L, int idx) {
@@ -317,6 +351,7 @@ static int transfer_events(lua_State *L) {
     CURLcode rc;
     t->paused = 0;
     t->last_activity = agr_now();
+    if (t->session) t->session->idle_next = 0; /* idle again from now */
     rc = curl_easy_pause(t->easy, CURLPAUSE_CONT); /* may deliver data right away */
     if (rc != CURLE_OK) agr_transfer_finish(t, rc);                /* e.g. that data broke a cap */
   }
@@ -370,6 +405,12 @@ static int transfer_close(lua_State *L) {
   return 0;
 }
 
+/* transfer:key() -> light userdata: what session:take_changed() lists for it. */
+static int transfer_key(lua_State *L) {
+  lua_pushlightuserdata(L, check_transfer(L, 1));
+  return 1;
+}
+
 static int transfer_tostring(lua_State *L) {
   agr_transfer *t = check_transfer(L, 1);
   if (t->easy == NULL)
@@ -387,6 +428,7 @@ static const luaL_Reg transfer_methods[] = {
   { "events", transfer_events },
   { "info", transfer_info },
   { "wait", transfer_wait },
+  { "key", transfer_key },
   { "close", transfer_close },
   { NULL, NULL }
 };

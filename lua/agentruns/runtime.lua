@@ -1,9 +1,12 @@
 --[[
 How the library waits.
 
-Everything that waits goes through `runtime.wait(driver, ready, timeout)`:
+Everything that waits goes through `runtime.wait(driver, ready, timeout, key)`:
 drive `driver` until `ready()` is true or `timeout` seconds pass, and
-`runtime.sleep(seconds, driver)`. A driver is what a transport hands out for
+`runtime.sleep(seconds, driver)`. `key` (optional) names what `ready()`
+depends on, when the driver can tell which keys changed (`driver:changed()`,
+see agentruns.scheduler): a scheduler then asks `ready()` only after that key
+changed or the timeout passed, instead of on every pass. A driver is what a transport hands out for
 the work it has in flight: an object whose `driver:drive(wait)` does the work
 that is ready and waits at most `wait` seconds for more (the curl transport's
 drives a curl multi session; the nginx transport needs none, nginx drives
@@ -103,9 +106,9 @@ local function current()
   return co and waiters[co] or blocking
 end
 
---- Wait until ready() is true (true) or timeout seconds passed (false).
-function M.wait(driver, ready, timeout)
-  return current().wait(driver, ready, timeout)
+--- Wait until ready() is true (true) or timeout seconds passed (false); `key` as above.
+function M.wait(driver, ready, timeout, key)
+  return current().wait(driver, ready, timeout, key)
 end
 
 --- Sleep for `seconds` without stopping the driver's other work.

@@ -25,32 +25,132 @@ local M = {}
 
 local pack, unpack = compat.pack, compat.unpack
 
-local tasks = {}        -- runnable or waiting tasks, in spawn order
+local ntasks = 0          -- unfinished tasks
 local drivers = setmetatable({}, { __mode = "k" }) -- what the tasks' transfers run on
+
+--[[
+Where waiting tasks are kept, so that a pass costs what is ready and not what
+waits. A wait with a key its driver reports (driver:changed(), the transfers
+that got something) is filed under that key and asked only once the key
+changed; so is a join, under the task it waits for. A wait with a deadline is
+also in a heap of deadlines, the earliest first. A sleep is only in the heap.
+Any other wait (no key, or a driver that cannot tell) is asked on every pass.
+]]
+local keyed = {}          -- key -> { [task] = true }
+local polled = {}         -- tasks asked on every pass, in the order they began waiting
+local heap = {}           -- tasks with a deadline; task.heap_at is the position, task.wait.deadline the order
+local finished_keys = {}  -- tasks that finished since the last pass with a join waiting on them
+
+local TIMER = setmetatable({}, { __name = "agentruns.scheduler.TIMER" }) -- the key of a wait only time ends
+
+local function before(a, b)
+  return a.wait.deadline < b.wait.deadline
+end
+
+local function heap_swap(i, j)
+  heap[i], heap[j] = heap[j], heap[i]
+  heap[i].heap_at, heap[j].heap_at = i, j
+end
+
+local function heap_up(i)
+  while i > 1 do
+    local parent = math.floor(i / 2)
+    if not before(heap[i], heap[parent]) then return end
+    heap_swap(i, parent)
+    i = parent
+  end
+end
+
+local function heap_down(i)
+  local n = #heap
+  while true do
+    local l, r, least = 2 * i, 2 * i + 1, i
+    if l <= n and before(heap[l], heap[least]) then least = l end
+    if r <= n and before(heap[r], heap[least]) then least = r end
+    if least == i then return end
+    heap_swap(i, least)
+    i = least
+  end
+end
+
+local function heap_push(task)
+  heap[#heap + 1] = task
+  task.heap_at = #heap
+  heap_up(#heap)
+end
+
+local function heap_remove(task)
+  local i = task.heap_at
+  if not i then return end
+  task.heap_at = nil
+  local last = table.remove(heap)
+  if last ~= task then
+    heap[i] = last
+    last.heap_at = i
+    heap_down(i)
+    heap_up(last.heap_at)
+  end
+end
 
 local Task = {}
 Task.__index = Task
 Task.__name = "agentruns.Task"
 
+-- Whether something will say when `w.key` changed.
+local function reported(w)
+  local key = w.key
+  if key == nil then return false end
+  return (w.driver ~= nil and w.driver.changed ~= nil) or getmetatable(key) == Task
+end
+
+-- File a waiting task where its wait can end: under its key, or with the tasks asked every pass.
+local function file(task)
+  local w = task.wait
+  if type(w) == "table" and w.key == TIMER and w.deadline then return end -- the heap holds it
+  if type(w) == "table" and reported(w) then
+    local set = keyed[w.key]
+    if not set then
+      set = {}
+      keyed[w.key] = set
+    end
+    set[task] = true
+  else
+    polled[#polled + 1] = task
+  end
+end
+
+-- Take a task out of every index (it is about to run).
+local function unfile(task)
+  local w = task.wait
+  if type(w) == "table" and w.key ~= nil then
+    local set = keyed[w.key]
+    if set then
+      set[task] = nil
+      if next(set) == nil then keyed[w.key] = nil end
+    end
+  end
+  heap_remove(task)
+end
+
 -- The waiter given to every task: yield the condition to the scheduler.
 local task_waiter = {}
 
-function task_waiter.wait(driver, ready, timeout)
+function task_waiter.wait(driver, ready, timeout, key)
   local deadline = timeout and runtime.now() + timeout
   if driver then drivers[driver] = true end
   while not ready() do
     if deadline and runtime.now() >= deadline then return false end
-    coroutine.yield { driver = driver, ready = ready, deadline = deadline }
+    coroutine.yield { driver = driver, ready = ready, deadline = deadline, key = key }
   end
   return true
 end
 
 function task_waiter.sleep(seconds, driver)
   local deadline = runtime.now() + seconds
-  task_waiter.wait(driver, function() return runtime.now() >= deadline end, seconds)
+  task_waiter.wait(driver, function() return runtime.now() >= deadline end, seconds, TIMER)
 end
 
--- Resume a task once; record its result when it finishes.
+-- Resume a task once; record its result when it finishes, else file its new wait.
 local function resume(task)
   local ok, wait = coroutine.resume(task.co, unpack(task.args, 1, task.args.n))
   task.args = { n = 0 }
@@ -61,40 +161,89 @@ local function resume(task)
     task.finished = true
   else
     task.wait = wait
+    if type(wait) == "table" and wait.deadline then heap_push(task) end
+    file(task)
   end
-  if task.finished then runtime.set_waiter(task.co, nil) end
+  if task.finished then
+    ntasks = ntasks - 1
+    if keyed[task] then finished_keys[#finished_keys + 1] = task end -- a join waits on it
+    runtime.set_waiter(task.co, nil)
+  end
 end
 
---- Resume every task whose wait is over, once; returns true if any ran.
+--[[
+Resume every task whose wait may be over, once; returns true if any ran.
+The tasks asked are those whose key changed (what the drivers report, and
+the tasks that finished), those whose deadline passed, and those asked on
+every pass; a task asked whose wait still holds is filed again.
+]]
 function M.run_ready()
-  local ran = false
-  -- Over a snapshot: a resumed task may re-enter here (a library call made
-  -- in a nested coroutine waits the blocking way, which steps the tasks).
-  local snapshot = {}
-  for i, task in ipairs(tasks) do snapshot[i] = task end
-  for _, task in ipairs(snapshot) do
-    local w = task.wait
-    if not task.finished and coroutine.status(task.co) == "suspended"
-      and (not w or w.ready() or (w.deadline and runtime.now() >= w.deadline)) then
-      task.wait = nil
-      resume(task)
-      ran = true
+  local list, seen = {}, {}
+  local function add(task)
+    if not seen[task] then
+      seen[task] = true
+      list[#list + 1] = task
     end
   end
-  for i = #tasks, 1, -1 do -- drop finished tasks, by identity
-    if tasks[i].finished then table.remove(tasks, i) end
+  local function wake(key)
+    local set = keyed[key]
+    if set then
+      keyed[key] = nil
+      for task in pairs(set) do add(task) end
+    end
+  end
+  local everything = false
+  for d in pairs(drivers) do
+    if d.changed then
+      local keys = d:changed()
+      if keys == true then
+        everything = true
+      elseif keys then
+        for i = 1, #keys do wake(keys[i]) end
+      end
+    end
+  end
+  if #finished_keys > 0 then
+    local done = finished_keys
+    finished_keys = {}
+    for i = 1, #done do wake(done[i]) end
+  end
+  if everything then
+    for key in pairs(keyed) do wake(key) end
+  end
+  local now = runtime.now()
+  while heap[1] and heap[1].wait.deadline <= now do
+    local task = heap[1]
+    heap_remove(task)
+    add(task)
+  end
+  local asked = polled
+  polled = {}
+  for i = 1, #asked do add(asked[i]) end
+
+  local ran = false
+  -- A resumed task may re-enter here (a library call made in a nested
+  -- coroutine waits the blocking way, which steps the tasks): the list is
+  -- this pass's own, and a task is resumed only while suspended.
+  for _, task in ipairs(list) do
+    local w = task.wait
+    if not task.finished and coroutine.status(task.co) == "suspended" then
+      if type(w) ~= "table" or w.ready() or (w.deadline and runtime.now() >= w.deadline) then
+        unfile(task)
+        task.wait = nil
+        resume(task)
+        ran = true
+      elseif not (w.key ~= nil and keyed[w.key] and keyed[w.key][task]) then
+        file(task) -- still waiting: until its key changes again, or the next pass
+      end
+    end
   end
   return ran
 end
 
 --- The earliest deadline a waiting task has (runtime.now() scale), or nil.
 function M.next_deadline()
-  local d
-  for _, task in ipairs(tasks) do
-    local td = task.wait and task.wait.deadline
-    if td and (not d or td < d) then d = td end
-  end
-  return d
+  return heap[1] and heap[1].wait.deadline
 end
 
 --[[
@@ -104,7 +253,7 @@ nearer). Returns true while tasks remain.
 ]]
 function M.step(max_wait)
   local ran = M.run_ready()
-  if #tasks == 0 then return false end
+  if ntasks == 0 then return false end
   local wait = ran and 0 or (max_wait or 1)
   local d = M.next_deadline()
   if d and d - runtime.now() < wait then wait = math.max(d - runtime.now(), 0) end
@@ -168,14 +317,9 @@ function M.spawn(fn, ...)
     task.result = pack(fn(...))
   end)
   runtime.set_waiter(task.co, task_waiter)
-  tasks[#tasks + 1] = task
+  ntasks = ntasks + 1
   resume(task)
   runtime.notify()
-  if task.finished then
-    for i, t in ipairs(tasks) do
-      if t == task then table.remove(tasks, i) break end
-    end
-  end
   return task
 end
 
@@ -192,7 +336,7 @@ another task this yields; outside, it drives the scheduler.
 function Task:join()
   self.state.joined = true
   if not self.finished then
-    runtime.wait(nil, function() return self.finished end)
+    runtime.wait(nil, function() return self.finished end, nil, self)
   end
   return unpack(self.result, 1, self.result.n)
 end
@@ -221,12 +365,12 @@ end
 
 --- Number of unfinished tasks.
 function M.pending()
-  return #tasks
+  return ntasks
 end
 
 --- What a blocking wait does while tasks exist (the default; loop.lua replaces it).
 function M.driver(driver, wait)
-  if #tasks > 0 then
+  if ntasks > 0 then
     if driver then drivers[driver] = true end
     M.step(wait)
   elseif driver then

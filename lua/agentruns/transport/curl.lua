@@ -44,6 +44,12 @@ function Driver:drive(wait)
   return self.session:perform(wait)
 end
 
+-- The keys (transfer:key()) of the transfers that got data, headers or their end since the
+-- last call; true when that is not known; nil when none did.
+function Driver:changed()
+  return self.session:take_changed()
+end
+
 local drivers = setmetatable({}, { __mode = "k" })
 
 --- The driver of `session`, the same object every time.
@@ -61,7 +67,7 @@ Pending.__index = Pending
 
 function Pending:await()
   local t = self.transfer
-  runtime.wait(self.driver, function() return t:done() end)
+  runtime.wait(self.driver, function() return t:done() end, nil, t:key())
   local res, err = t:result()
   t:close()
   return res, err
@@ -83,7 +89,7 @@ function Stream:read(timeout)
     local more = t:events()
     for i = 1, #more do events[#events + 1] = more[i] end
     return #events > 0 or t:done()
-  end, timeout)
+  end, timeout, t:key())
   if #events > 0 or not t:done() then return events end
   local res, err = t:result()
   if not res then return nil, err end
