@@ -53,6 +53,28 @@ describe("agentruns.json", function()
       end
     end)
 
+    it("gives integers and json.null 150 levels deep, and keeps fractions and numbers past 2^63 as floats", function()
+      local text = string.rep('{"a":', 150) .. '[7, null, 1e300, -0.5, 9007199254740992]' .. string.rep("}", 150)
+      local v = assert(json.decode(text))
+      for _ = 1, 150 do v = v.a end
+      assert.same({ 7, json.null, 1e300, -0.5, 9007199254740992 }, v)
+      local math_type = require("agentruns.compat").math_type
+      if math_type then
+        assert.same({ "integer", "float", "float", "integer" },
+                    { math_type(v[1]), math_type(v[3]), math_type(v[4]), math_type(v[5]) })
+      end
+    end)
+
+    it("walks in C when agentruns.sse is loaded, changing values in place", function()
+      assert.is_function(agentruns.sse.json_fix)
+      local t = { cjson.null, 2.0, { cjson.null } }
+      assert.equal(t, agentruns.sse.json_fix(t, true))
+      assert.same({ json.null, 2, { json.null } }, t)
+      local u = { cjson.null }
+      agentruns.sse.json_fix(u, false) -- nulls false: the text had none, so none is looked for
+      assert.equal(cjson.null, u[1])
+    end)
+
     it("decodes null to json.null", function()
       assert.equal(json.null, json.decode("null"))
     end)

@@ -49,6 +49,7 @@ local tointeger = compat.tointeger
 
 -- One walk over a decoded table: cjson's null becomes ours, and (where Lua has
 -- integers) whole numbers become integers. `nulls` false skips the first.
+-- agentruns.sse does it in C (sse.json_fix); this is the walk without it.
 local function fix(v, nulls)
   for k, x in pairs(v) do
     local tx = type(x)
@@ -63,6 +64,7 @@ local function fix(v, nulls)
   end
   return v
 end
+if has_sse and sse.json_fix then fix = sse.json_fix end
 
 --- Decode `text`; returns the value, or nil and a message.
 function M.decode(text)
