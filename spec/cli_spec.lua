@@ -110,12 +110,18 @@ describe("the agentruns command", function()
     for i, line in ipairs(events) do assert.equal(tostring(i), cjson.decode(line).id) end
     assert.equal("end", cjson.decode(events[#events]).event)
 
-    local doomed = cjson.decode((run { "toolregistry", "create_run", "--intent", "Cancel me",
+    -- a sandbox whose runs take minutes: the run is still going when the cancel comes,
+    -- however slowly a loaded machine starts the command
+    local slow = sandbox.start { step_delay = 60, keepalive = 0.2 }
+    finally(function() slow.stop() end)
+    local on_slow = { TOOLREGISTRY_BASE_URL = slow.url .. "/toolregistry",
+                      TOOLREGISTRY_API_KEY = slow.keys.toolregistry.api_key }
+    local doomed = cjson.decode((run({ "toolregistry", "create_run", "--intent", "Cancel me",
                                        "--selectedCustomerIntegrationIds", "*", "--context", "Timezone UTC",
-                                       "--userId", "user-123" }))
-    assert.equal(0, select(3, run { "toolregistry", "cancel_run", doomed.runId }))
-    out, _, status = run { "toolregistry", "stream_events", doomed.runId, "--format", "ndjson", "--fields",
-                           "event,data.runStatus" }
+                                       "--userId", "user-123" }, on_slow)))
+    assert.equal(0, select(3, run({ "toolregistry", "cancel_run", doomed.runId }, on_slow)))
+    out, _, status = run({ "toolregistry", "stream_events", doomed.runId, "--format", "ndjson", "--fields",
+                           "event,data.runStatus" }, on_slow)
     assert.equal(3, status)
     assert.same({ event = "end", ["data.runStatus"] = "CANCELED" }, cjson.decode(lines(out)[#lines(out)]))
   end)
