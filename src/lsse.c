@@ -78,58 +78,104 @@ static size_t agr_parser_pending(const agr_parser *ps) {
 }
 
 /*
- * Push the batched events as one array and empty the batch. The three key
- * strings are pushed once and reused, and an event type equal to the one
- * before reuses that string: a stream repeats a handful of types, and
- * interning the same bytes for every event is measurable.
+ * Building the Lua side of events, for the batch (a transfer's events) and
+ * for parser:feed / feed_flat alike. The stack holds, from `base`: the
+ * result array, the keys "event", "data" and "id" (pushed once, reused), and
+ * the last event type's string: a stream repeats a handful of types, and
+ * interning the same bytes for every event is measurable. The type is
+ * compared with a copy, because the parser changes its type buffer in place.
  */
+typedef struct event_builder {
+  lua_State *L;
+  int base;
+  int flat;              /* feed_flat: data, event, id as three array slots */
+  int mark_inherited;    /* id_inherited = true on an event whose ID carried over */
+  lua_Integer n;         /* array slots used */
+  size_t prev_len;       /* the type in slot base + 4; 0: none, or too long to keep */
+  char prev_type[64];
+} event_builder;
+
+/* Push the array (sized for size_hint slots) and the builder's other slots. */
+static void builder_open(lua_State *L, event_builder *eb, int size_hint, int flat, int mark_inherited) {
+  luaL_checkstack(L, 10, "too many events");
+  lua_createtable(L, size_hint, 0);
+  eb->L = L;
+  eb->base = lua_gettop(L);
+  eb->flat = flat;
+  eb->mark_inherited = mark_inherited;
+  eb->n = 0;
+  eb->prev_len = 0;
+  lua_pushliteral(L, "event");
+  lua_pushliteral(L, "data");
+  lua_pushliteral(L, "id");
+  lua_pushnil(L);
+}
+
+/* The event type as a Lua string on top of the stack; a repeat reuses the last one. */
+static void push_type(event_builder *eb, const sse_event *ev) {
+  lua_State *L = eb->L;
+  if (eb->prev_len && ev->type_len == eb->prev_len && memcmp(ev->type, eb->prev_type, eb->prev_len) == 0) {
+    lua_pushvalue(L, eb->base + 4);
+    return;
+  }
+  lua_pushlstring(L, ev->type, ev->type_len);
+  lua_pushvalue(L, -1);
+  lua_replace(L, eb->base + 4);
+  eb->prev_len = ev->type_len <= sizeof eb->prev_type ? ev->type_len : 0;
+  memcpy(eb->prev_type, ev->type, eb->prev_len);
+}
+
+/* Append one event to the array. */
+static void builder_add(event_builder *eb, const sse_event *ev) {
+  lua_State *L = eb->L;
+  int arr = eb->base;
+  if (eb->flat) {
+    lua_pushlstring(L, ev->data, ev->data_len);
+    lua_rawseti(L, arr, (int)++eb->n);
+    push_type(eb, ev);
+    lua_rawseti(L, arr, (int)++eb->n);
+    lua_pushlstring(L, ev->id, ev->id_len);
+    lua_rawseti(L, arr, (int)++eb->n);
+    return;
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushvalue(L, arr + 1);
+  push_type(eb, ev);
+  lua_rawset(L, -3);
+  lua_pushvalue(L, arr + 2);
+  lua_pushlstring(L, ev->data, ev->data_len);
+  lua_rawset(L, -3);
+  if (ev->id_len) {
+    lua_pushvalue(L, arr + 3);
+    lua_pushlstring(L, ev->id, ev->id_len);
+    lua_rawset(L, -3);
+    if (!ev->id_own && eb->mark_inherited) { /* the ID carried over from an earlier event */
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "id_inherited");
+    }
+  }
+  lua_rawseti(L, arr, (int)++eb->n);
+}
+
+/* Push the batched events as one array and empty the batch. */
 static void agr_push_events(lua_State *L, agr_parser *ps) {
   agr_batch *b = &ps->batch;
+  event_builder eb;
   size_t i;
-  int arr, k_event, k_data, k_id, last_type;
-  const char *prev_type = NULL;
-  size_t prev_len = 0;
-  luaL_checkstack(L, 8, "too many events");
-  lua_createtable(L, b->n > 0x7fffffff ? 0x7fffffff : (int)b->n, 0);
-  arr = lua_gettop(L);
-  lua_pushliteral(L, "event");
-  k_event = lua_gettop(L);
-  lua_pushliteral(L, "data");
-  k_data = lua_gettop(L);
-  lua_pushliteral(L, "id");
-  k_id = lua_gettop(L);
-  lua_pushnil(L); /* the previous event type's string */
-  last_type = lua_gettop(L);
+  builder_open(L, &eb, b->n > 0x7fffffff ? 0x7fffffff : (int)b->n, 0, ps->mark_inherited);
   for (i = 0; i < b->n; i++) {
     const agr_event_rec *r = &b->recs[i];
-    const char *type = b->arena.p + r->type_off;
-    lua_createtable(L, 0, 3);
-    lua_pushvalue(L, k_event);
-    if (prev_type && r->type_len == prev_len && memcmp(type, prev_type, prev_len) == 0) {
-      lua_pushvalue(L, last_type);
-    } else {
-      lua_pushlstring(L, type, r->type_len);
-      lua_pushvalue(L, -1);
-      lua_replace(L, last_type);
-      prev_type = type;
-      prev_len = r->type_len;
-    }
-    lua_rawset(L, -3);
-    lua_pushvalue(L, k_data);
-    lua_pushlstring(L, b->arena.p + r->data_off, r->data_len);
-    lua_rawset(L, -3);
-    if (r->id_len) {
-      lua_pushvalue(L, k_id);
-      lua_pushlstring(L, b->arena.p + r->id_off, r->id_len);
-      lua_rawset(L, -3);
-      if (!r->id_own && ps->mark_inherited) { /* the ID carried over from an earlier event */
-        lua_pushboolean(L, 1);
-        lua_setfield(L, -2, "id_inherited");
-      }
-    }
-    lua_rawseti(L, arr, (int)(i + 1));
+    sse_event ev;
+    ev.type = b->arena.p + r->type_off;
+    ev.type_len = r->type_len;
+    ev.data = b->arena.p + r->data_off;
+    ev.data_len = r->data_len;
+    ev.id = b->arena.p + r->id_off;
+    ev.id_len = r->id_len;
+    ev.id_own = r->id_own;
+    builder_add(&eb, &ev);
   }
-  lua_settop(L, arr);
+  lua_settop(L, eb.base);
   b->n = 0;
   b->arena.len = 0;
   /* Give back memory a burst of large events left behind. */
@@ -177,79 +223,22 @@ static agr_parser *check_free_parser(lua_State *L, int idx) {
 
 /*
  * parser:feed and parser:feed_flat build their results while the parser
- * runs: the callback below puts each event into the Lua array at once,
- * straight from the parser's buffers (or from the caller's chunk), with no
- * batch copy in between. Lua can raise an allocation error inside it; that
- * unwinds through sse_feed, so `feeding` stays set and the next call reports
- * the parser as failed (memory) until reset() instead of going on from the
+ * runs: the callback puts each event into the Lua array at once, straight
+ * from the parser's buffers (or from the caller's chunk), with no batch copy
+ * in between. Lua can raise an allocation error inside it; that unwinds
+ * through sse_feed, so `feeding` stays set and the next call reports the
+ * parser as failed (memory) until reset() instead of going on from the
  * middle of a chunk.
  */
-typedef struct direct_ctx {
-  lua_State *L;
-  agr_parser *ps;
-  int flat;              /* feed_flat: data, event, id as three array slots */
-  lua_Integer n;         /* array slots used */
-  size_t prev_len;       /* the event type pushed last (a copy: the parser's buffer */
-  char prev_type[64];    /* changes in place), prev_len 0: none, or too long to keep */
-} direct_ctx;
-
-/* Stack while feeding: 1 parser, 2 bytes, 3 array, 4 "event", 5 "data", 6 "id", 7 last type. */
-#define D_ARR 3
-#define D_KEVENT 4
-#define D_KDATA 5
-#define D_KID 6
-#define D_TYPE 7
-
-/* The event type as a Lua string on top of the stack; a repeat reuses the last one. */
-static void push_type(direct_ctx *c, const sse_event *ev) {
-  lua_State *L = c->L;
-  if (c->prev_len && ev->type_len == c->prev_len && memcmp(ev->type, c->prev_type, c->prev_len) == 0) {
-    lua_pushvalue(L, D_TYPE);
-    return;
-  }
-  lua_pushlstring(L, ev->type, ev->type_len);
-  lua_pushvalue(L, -1);
-  lua_replace(L, D_TYPE);
-  c->prev_len = ev->type_len <= sizeof c->prev_type ? ev->type_len : 0;
-  memcpy(c->prev_type, ev->type, c->prev_len);
-}
-
 static int direct_push(void *ud, const sse_event *ev) {
-  direct_ctx *c = ud;
-  lua_State *L = c->L;
-  if (c->flat) {
-    lua_pushlstring(L, ev->data, ev->data_len);
-    lua_rawseti(L, D_ARR, (int)++c->n);
-    push_type(c, ev);
-    lua_rawseti(L, D_ARR, (int)++c->n);
-    lua_pushlstring(L, ev->id, ev->id_len);
-    lua_rawseti(L, D_ARR, (int)++c->n);
-    return 0;
-  }
-  lua_createtable(L, 0, 3);
-  lua_pushvalue(L, D_KEVENT);
-  push_type(c, ev);
-  lua_rawset(L, -3);
-  lua_pushvalue(L, D_KDATA);
-  lua_pushlstring(L, ev->data, ev->data_len);
-  lua_rawset(L, -3);
-  if (ev->id_len) {
-    lua_pushvalue(L, D_KID);
-    lua_pushlstring(L, ev->id, ev->id_len);
-    lua_rawset(L, -3);
-    if (!ev->id_own && c->ps->mark_inherited) { /* the ID carried over from an earlier event */
-      lua_pushboolean(L, 1);
-      lua_setfield(L, -2, "id_inherited");
-    }
-  }
-  lua_rawseti(L, D_ARR, (int)++c->n);
+  builder_add(ud, ev);
   return 0;
 }
 
 /* Feed with results built in place; pushes the array (or nil, err) and returns 1 or 2. */
 static int feed_direct(lua_State *L, int flat) {
   agr_parser *ps = check_free_parser(L, 1);
-  direct_ctx c;
+  event_builder eb;
   size_t n;
   const char *s = luaL_checklstring(L, 2, &n);
   int rc;
@@ -259,18 +248,9 @@ static int feed_direct(lua_State *L, int flat) {
     if (ps->p.error == SSE_OK) ps->p.error = SSE_ENOMEM;
   }
   /* sized as the last result was: a stream's chunks complete similar counts */
-  lua_createtable(L, ps->last_count, 0);
-  lua_pushliteral(L, "event");
-  lua_pushliteral(L, "data");
-  lua_pushliteral(L, "id");
-  lua_pushnil(L);
-  c.L = L;
-  c.ps = ps;
-  c.flat = flat;
-  c.n = 0;
-  c.prev_len = 0;
+  builder_open(L, &eb, ps->last_count, flat, ps->mark_inherited);
   ps->p.on_event = direct_push;
-  ps->p.ud = &c;
+  ps->p.ud = &eb;
   ps->feeding = 1;
   rc = sse_feed(&ps->p, s, n);
   ps->feeding = 0;
@@ -288,10 +268,10 @@ static int feed_direct(lua_State *L, int flat) {
     agr_new_error(L, rc == SSE_ETOOBIG ? "limit" : "memory", msg);
     return 2;
   }
-  lua_settop(L, D_ARR);
-  ps->last_count = c.n > 4096 ? 4096 : (int)c.n;
+  lua_settop(L, eb.base);
+  ps->last_count = eb.n > 4096 ? 4096 : (int)eb.n;
   if (flat) {
-    lua_pushinteger(L, c.n / 3);
+    lua_pushinteger(L, eb.n / 3);
     return 2;
   }
   return 1;

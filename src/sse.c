@@ -138,10 +138,7 @@ static int process_line(sse_parser *p, const char *s, size_t n, int where) {
   if (s[0] == ':') return SSE_OK; /* comment */
   p->event_bytes += n + 1;
   if (p->event_bytes > p->max_event_size) return SSE_ETOOBIG;
-  /* field names are a few bytes: a loop finds the colon sooner than a call */
-  for (colon = s; colon < s + n && *colon != ':'; colon++) {
-  }
-  if (colon == s + n) colon = NULL;
+  colon = memchr(s, ':', n);
   if (colon) {
     name_len = (size_t)(colon - s);
     value = colon + 1;
