@@ -77,6 +77,15 @@ if ! dpkg-query -W -f='${Status}' lua-socket 2>/dev/null | grep -q "install ok i
   fi
 fi
 
+# Start nginx from a template: prefix, template, root, port, CPU. Its pid lands in STARTED_PID.
+start_nginx() {
+  mkdir -p "$1/tmp"
+  sed -e "s|@PREFIX@|$1|g; s|@ROOT@|$3|g; s|@PORT@|$4|g" "$2" > "$1/nginx.conf"
+  : > "$1/error.log"
+  taskset -c "$5" nginx -p "$1" -c "$1/nginx.conf" -e "$1/error.log" &
+  STARTED_PID=$!
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
   lua5.4 -e 'local s = require "socket"; local t = assert(s.bind("127.0.0.1", 0));
@@ -119,12 +128,9 @@ report sse
 # ---- the local nginx (requests, concurrency, memory) ---------------------------------------
 lua5.4 bench/http_fixtures.lua "$OUT/www"
 NGX="$PWD/$OUT/nginx"
-mkdir -p "$NGX/tmp"
 PORT=$(free_port)
-sed -e "s|@PREFIX@|$NGX|g; s|@ROOT@|$PWD/$OUT/www|g; s|@PORT@|$PORT|g" bench/nginx.conf > "$NGX/nginx.conf"
-: > "$NGX/error.log"
-taskset -c "$SERVER_CPU" nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" &
-NGINX_PID=$!
+start_nginx "$NGX" bench/nginx.conf "$PWD/$OUT/www" "$PORT" "$SERVER_CPU"
+NGINX_PID=$STARTED_PID
 BASE="http://127.0.0.1:$PORT"
 RUN_ID=9e3779b1-0001-4001-8007-000000000001
 tries=0
@@ -166,12 +172,9 @@ for interp in lua5.4 luajit; do
 done
 # The same inside nginx: N light threads on the cosocket transport, in a client nginx of its own.
 CNGX="$PWD/$OUT/nginx-client"
-mkdir -p "$CNGX/tmp"
 CPORT=$(free_port)
-sed -e "s|@PREFIX@|$CNGX|g; s|@ROOT@|$PWD|g; s|@PORT@|$CPORT|g" bench/nginx_client.conf > "$CNGX/nginx.conf"
-: > "$CNGX/error.log"
-taskset -c "$CLIENT_CPU" nginx -p "$CNGX" -c "$CNGX/nginx.conf" -e "$CNGX/error.log" &
-CLIENT_NGINX_PID=$!
+start_nginx "$CNGX" bench/nginx_client.conf "$PWD" "$CPORT" "$CLIENT_CPU"
+CLIENT_NGINX_PID=$STARTED_PID
 tries=0
 until curl -s -o /dev/null "http://127.0.0.1:$CPORT/"; do
   tries=$((tries + 1))
