@@ -17,16 +17,12 @@ local mode, base_url, size = arg[1], arg[2], arg[3]
 local limit = tonumber(arg[4]) or 60
 assert(mode and base_url and size, "usage: memory_bench.lua stream|each_run BASE_URL SIZE")
 
+package.path = "bench/?.lua;" .. package.path
 local agentruns = require "agentruns"
 local clock = agentruns.curl.now
 local runtime = (rawget(_G, "jit") and rawget(_G, "jit").version) or _VERSION
 
-local function status_kb(field)
-  local f = assert(io.open("/proc/self/status"))
-  local text = f:read("a")
-  f:close()
-  return tonumber(text:match(field .. ":%s*(%d+) kB"))
-end
+local status_kb = require "proc_status"
 
 local tr = agentruns.toolregistry.new { api_key = "x", base_url = base_url }
 local count, data_bytes, complete, what, label = 0, 0, true, nil, nil

@@ -20,12 +20,7 @@ local M = {}
 local LIMIT = 60
 local EVENTS = 25
 
-local function status_kb(field)
-  local f = assert(io.open("/proc/self/status"))
-  local text = f:read("*a")
-  f:close()
-  return tonumber(text:match(field .. ":%s*(%d+) kB"))
-end
+local status_kb = require "proc_status"
 
 function M.run(opts)
   local n, now_ms = opts.n, opts.now_ms
