@@ -28,8 +28,10 @@ local function launch(call, redirect)
   local client, req = call.client, call.req
   if not redirect then call.attempts = call.attempts + 1 end
   call.started = runtime.now()
-  observe.request(client, { method = req.method, url = url.redact(req.url, client.provider.secret_query),
-                            headers = req.headers, body = req.body, attempt = call.attempts })
+  if observe.watched(client, "on_request") then -- the redacted URL only when someone sees it
+    observe.request(client, { method = req.method, url = url.redact(req.url, client.provider.secret_query),
+                              headers = req.headers, body = req.body, attempt = call.attempts })
+  end
   call.pending = client.transport:start(req)
 end
 
@@ -40,10 +42,12 @@ function Call:await()
   while true do
     local res, terr = self.pending:await()
     self.pending = nil
-    observe.response(client, { method = req.method, url = url.redact(req.url, client.provider.secret_query),
-                               status = res and res.status, headers = res and res.headers,
-                               error = terr and tostring(terr), attempt = self.attempts,
-                               elapsed = runtime.now() - self.started })
+    if observe.watched(client, "on_response") then
+      observe.response(client, { method = req.method, url = url.redact(req.url, client.provider.secret_query),
+                                 status = res and res.status, headers = res and res.headers,
+                                 error = terr and tostring(terr), attempt = self.attempts,
+                                 elapsed = runtime.now() - self.started })
+    end
     local next_req = res and M.redirect_request(client, req, res, self.redirects)
     if next_req then
       self.redirects = self.redirects + 1

@@ -103,6 +103,12 @@ local function last_id_note(id)
   return id and id ~= "" and (" (Last-Event-ID: " .. id .. ")") or ""
 end
 
+--- True when a request (`hook` "on_request") or a response ("on_response") of `client` is
+--- seen by anyone: its hook or its log. Callers skip building what nobody sees.
+function M.watched(client, hook)
+  return client[hook] ~= nil or (client.log_level or 0) > 0
+end
+
 --[[
 A request goes out. `info` = { method, url (redacted), headers (lines),
 body, attempt, stream = true for a stream connection, reconnect = true for

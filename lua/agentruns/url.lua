@@ -99,6 +99,7 @@ Remove credentials from a URL before it is shown: user info, and the values
 of query parameters whose names look like secrets (token, key, secret, ...).
 ]]
 function M.redact(u, secret_params)
+  if not u:find("[@?&]") then return u end -- no user info, no query: nothing to hide
   u = u:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1")
   return (u:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, name, value)
     local lname = name:lower()
