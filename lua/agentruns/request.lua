@@ -32,6 +32,7 @@ function M.prepare_endpoint(name, ep)
   ep.name = name
   ep.params = ep.params or {}
   ep.path_names = {}
+  ep.path_parts = url.split_path(ep.path)
   for p in ep.path:gmatch("{([%w_]+)}") do
     assert(ep.params[p], name .. ": no type for path parameter " .. p)
     ep.path_names[#ep.path_names + 1] = p
@@ -66,20 +67,40 @@ local function check(name, ty, value)
   if not ok then return errors.invalid_argument(name .. (path or ""), why) end
 end
 
+-- The sorted names of a map of types (an endpoint's query or body), made once per map:
+-- endpoint tables do not change once prepared.
+local type_names = setmetatable({}, { __mode = "k" })
+
+local function names_of(types)
+  local names = type_names[types]
+  if not names then
+    names = sorted_keys(types)
+    type_names[types] = names
+  end
+  return names
+end
+
 -- Check a params table against a map of types: required ones, unknown keys.
 local function check_fields(where, types, params)
-  if params == nil then params = {} end
-  if type(params) ~= "table" then
+  if params ~= nil and type(params) ~= "table" then
     return errors.invalid_argument(where, "must be a table, got " .. type(params))
+  end
+  local names = names_of(types)
+  if params == nil then -- nothing given: only the required ones can be missing
+    for i = 1, #names do
+      local n = names[i]
+      if types[n].required then return errors.invalid_argument(n, "is required") end
+    end
+    return
   end
   for k in pairs(params) do
     if type(k) ~= "string" or not types[k] then
-      local known = sorted_keys(types)
       return errors.invalid_argument(tostring(k), "is not a parameter of this call (known: " ..
-        (#known > 0 and table.concat(known, ", ") or "none") .. ")")
+        (#names > 0 and table.concat(names, ", ") or "none") .. ")")
     end
   end
-  for _, n in ipairs(sorted_keys(types)) do
+  for i = 1, #names do
+    local n = names[i]
     local v = params[n]
     if v == nil then
       if types[n].required then return errors.invalid_argument(n, "is required") end
@@ -137,7 +158,7 @@ function M.build(client, ep, path_values, params, opts)
     err = check(name, ep.params[name], v)
     if err then return nil, err end
   end
-  local path, bad, why = url.fill_path(ep.path, path_values)
+  local path, bad, why = url.fill_parts(ep.path_parts, path_values)
   if not path then return nil, errors.invalid_argument(bad, why) end
   if ep.prepare and (params == nil or type(params) == "table") then
     params = ep.prepare(client, path_values, params)

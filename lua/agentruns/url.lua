@@ -4,13 +4,17 @@ the redaction of credentials from a URL before it is shown anywhere.
 ]]
 local M = {}
 
+local BAD_PATH_VALUE = "must not contain '/', '?', '#', '\\', control characters, or be '.' or '..'"
+
 local function encode_byte(c)
   return string.format("%%%02X", c:byte())
 end
 
 --- Percent-encode everything but RFC 3986 unreserved characters.
 function M.encode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", encode_byte))
+  s = tostring(s)
+  if s:find("^[%w%-%._~]*$") then return s end -- nothing to encode (one anchored scan)
+  return (s:gsub("[^%w%-%._~]", encode_byte))
 end
 
 --- Build "a=1&b=x&b=y" from an array of {name, value} pairs (values already strings).
@@ -22,6 +26,52 @@ function M.query(pairs_list)
   return table.concat(parts, "&")
 end
 
+-- A path value as it goes into the path, or nil and why it cannot. One scan in
+-- the common case: a value of unreserved characters only is sent as it is.
+local function path_value(v)
+  v = tostring(v)
+  if v:find("^[%w%-%._~]*$") then -- anchored: one scan, not one per position
+    if v == "" then return nil, "must not be empty" end
+    if v == "." or v == ".." then return nil, BAD_PATH_VALUE end
+    return v
+  end
+  if v:find("[/?#\\%c]") then return nil, BAD_PATH_VALUE end
+  return M.encode(v)
+end
+
+--- Split a path template once: { text, name, text, name, ..., text } (for fill_parts).
+function M.split_path(template)
+  local parts, at = {}, 1
+  for s, name, e in template:gmatch("(){([%w_]+)}()") do
+    parts[#parts + 1] = template:sub(at, s - 1)
+    parts[#parts + 1] = name
+    at = e
+  end
+  parts[#parts + 1] = template:sub(at)
+  return parts
+end
+
+--- fill_path for a template split by split_path.
+function M.fill_parts(parts, values)
+  local n = #parts
+  if n == 3 then -- one parameter, the usual case
+    local v, why = path_value(values[parts[2]])
+    if not v then return nil, parts[2], why end
+    return parts[1] .. v .. parts[3]
+  end
+  local out = {}
+  for i = 1, n, 2 do
+    out[i] = parts[i]
+    local name = parts[i + 1]
+    if name then
+      local v, why = path_value(values[name])
+      if not v then return nil, name, why end
+      out[i + 1] = v
+    end
+  end
+  return table.concat(out)
+end
+
 --[[
 Fill "/runs/{run_id}/sse" from `values`. A path value is refused (nil, name,
 reason) when it is empty, or when it holds "/", "?", "#", "\", a control
@@ -29,20 +79,7 @@ character, or is "." or "..": such a value would address another resource
 rather than name this one. Everything else is percent-encoded.
 ]]
 function M.fill_path(template, values)
-  local bad_name, bad_reason
-  local path = template:gsub("{([%w_]+)}", function(name)
-    local v = values[name]
-    if bad_name then return "" end
-    v = tostring(v)
-    if v == "" then
-      bad_name, bad_reason = name, "must not be empty"
-    elseif v == "." or v == ".." or v:find("[/?#\\%c]") then
-      bad_name, bad_reason = name, "must not contain '/', '?', '#', '\\', control characters, or be '.' or '..'"
-    end
-    return M.encode(v)
-  end)
-  if bad_name then return nil, bad_name, bad_reason end
-  return path
+  return M.fill_parts(M.split_path(template), values)
 end
 
 --[[
