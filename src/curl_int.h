@@ -31,6 +31,7 @@ typedef struct agr_transfer {
   agr_parser *parser;            /* streaming transfers only */
   sse_buf body;
   sse_buf headers;               /* "name\0value\0" pairs, names lower-cased */
+  size_t nheaders;               /* the pairs in it */
   size_t max_body;
   long status;                   /* 0 until a final header block arrived */
   double idle_timeout;           /* seconds, 0 = none */

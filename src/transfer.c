@@ -60,6 +60,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   t->last_activity = agr_now();
   if (agr_status_line(ptr, n)) { /* a new response: forget interim headers */
     t->headers.len = 0;
+    t->nheaders = 0;
     t->headers_done = 0;
     return n;
   }
@@ -91,6 +92,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   memcpy(t->headers.p + t->headers.len, value, value_len);
   t->headers.len += value_len;
   t->headers.p[t->headers.len++] = '\0';
+  t->nheaders++;
   return n;
 }
 
@@ -210,7 +212,8 @@ static agr_transfer *check_transfer(lua_State *L, int idx) {
 /* Push the response headers as a table; repeated names are joined by ", ". */
 static void push_headers(lua_State *L, const agr_transfer *t) {
   size_t off = 0;
-  lua_newtable(L);
+  /* sized once: filling a table that grows rehashes it at every power of two */
+  lua_createtable(L, 0, t->nheaders < 1024 ? (int)t->nheaders : 1024);
   while (off < t->headers.len) {
     const char *name = t->headers.p + off;
     size_t nl = strlen(name);
