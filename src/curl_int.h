@@ -15,6 +15,7 @@
 #define PAUSE_AT (1024u * 1024u)
 #define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
 #define MAX_HEADER_BYTES (256u * 1024u)
+#define AGR_SPARE_EASY 16 /* easy handles a session keeps for reuse */
 
 enum { T_RUNNING, T_DONE, T_CLOSED };
 
@@ -26,6 +27,7 @@ typedef struct agr_session agr_session;
 typedef struct agr_transfer {
   CURL *easy;
   agr_session *session;          /* NULL once detached */
+  agr_session *owner;            /* the session that made it, kept alive by its user value */
   struct agr_transfer *prev, *next;
   struct curl_slist *req_headers;
   agr_parser *parser;            /* streaming transfers only */
@@ -74,6 +76,10 @@ struct agr_session {
      round costs the sockets that are ready, not every socket (-1: not in use). */
   int epfd;
   double timer_at;               /* when curl wants its timeout handled; < 0: never */
+  /* Easy handles of closed transfers, reset, for the next requests: resetting
+     one costs less than making a new one and cleaning it up. */
+  CURL *spare[AGR_SPARE_EASY];
+  int nspare;
 };
 
 /* lcurl.c */
@@ -87,6 +93,8 @@ agr_session *agr_check_session(lua_State *L, int idx);
 int agr_session_perform(lua_State *L);
 int agr_session_new(lua_State *L);
 int agr_session_request(lua_State *L);
+CURL *agr_session_take_easy(agr_session *s);         /* a spare handle, else a new one; NULL on failure */
+void agr_session_give_easy(agr_session *s, CURL *e); /* keep e for a later request, or clean it up */
 
 /* transfer.c */
 void agr_open_transfer_class(lua_State *L);

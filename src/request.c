@@ -159,7 +159,8 @@ int agr_session_request(lua_State *L) {
   t->max_body = (size_t)max_body;
   t->idle_timeout = opt_seconds(L, "idle_timeout");
   set_headers(L, t, body != NULL, body == NULL && strcmp(method, "POST") == 0);
-  t->easy = e = curl_easy_init();
+  t->easy = e = agr_session_take_easy(s);
+  t->owner = s;
   if (e == NULL) return luaL_error(L, "agentruns: cannot create a curl handle");
 
   agr_transfer_wire(t);

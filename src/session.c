@@ -176,6 +176,25 @@ static void close_epoll(agr_session *s) {
 }
 #endif
 
+/* An easy handle for a new transfer: a spare one when there is one. */
+CURL *agr_session_take_easy(agr_session *s) {
+  if (s->nspare > 0) return s->spare[--s->nspare];
+  return curl_easy_init();
+}
+
+/* Take back the easy handle of a closed transfer, already out of the multi
+   handle and off the share. Reset, it keeps none of that transfer's options
+   (its connections live in the share handle, not in it). A closed session, or
+   a full list, cleans it up instead. */
+void agr_session_give_easy(agr_session *s, CURL *e) {
+  if (s != NULL && s->multi != NULL && s->nspare < AGR_SPARE_EASY) {
+    curl_easy_reset(e);
+    s->spare[s->nspare++] = e;
+  } else {
+    curl_easy_cleanup(e);
+  }
+}
+
 /* Close the session: cancel and detach every transfer, free the handles. */
 static int session_close(lua_State *L) {
   agr_session *s = luaL_checkudata(L, 1, AGR_SESSION_MT);
@@ -184,6 +203,7 @@ static int session_close(lua_State *L) {
     t->failure = F_CLOSED;
     agr_transfer_finish(t, CURLE_ABORTED_BY_CALLBACK);
   }
+  while (s->nspare > 0) curl_easy_cleanup(s->spare[--s->nspare]);
   if (s->multi) {
     curl_multi_cleanup(s->multi);
     s->multi = NULL;

@@ -182,9 +182,10 @@ static void transfer_release(agr_transfer *t) {
   unlink_transfer(t);
   t->state = T_CLOSED;
   if (t->easy) {
-    curl_easy_cleanup(t->easy);
+    agr_session_give_easy(t->owner, t->easy);
     t->easy = NULL;
   }
+  t->owner = NULL;
   curl_slist_free_all(t->req_headers);
   t->req_headers = NULL;
   sse_buf_free(&t->body);
