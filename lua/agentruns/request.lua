@@ -36,6 +36,10 @@ function M.prepare_endpoint(name, ep)
   for p in ep.path:gmatch("{([%w_]+)}") do
     assert(ep.params[p], name .. ": no type for path parameter " .. p)
     ep.path_names[#ep.path_names + 1] = p
+    if rawget(ep.params[p], "path_safe") then -- its values go into the path as they are
+      ep.path_safe = ep.path_safe or {}
+      ep.path_safe[p] = true
+    end
   end
   if ep.fixed_query then
     local list = {}
@@ -158,7 +162,8 @@ function M.build(client, ep, path_values, params, opts)
     err = check(name, ep.params[name], v)
     if err then return nil, err end
   end
-  local path, bad, why = url.fill_parts(ep.path_parts, path_values)
+  -- every path value passed its type's check above
+  local path, bad, why = url.fill_parts(ep.path_parts, path_values, ep.path_safe)
   if not path then return nil, errors.invalid_argument(bad, why) end
   if ep.prepare and (params == nil or type(params) == "table") then
     params = ep.prepare(client, path_values, params)

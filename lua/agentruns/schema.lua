@@ -52,9 +52,10 @@ M.string = M.string_len()
 
 M.uuid = define {
   name = "uuid", doc = "UUID string", lua_type = "string",
+  path_safe = true, -- what check accepts is hex digits and '-': it goes into a path as it is
   check = function(v)
     if type(v) ~= "string" then return nil, "must be a UUID string, got " .. type(v) end
-    if not v:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") then
+    if not v:find("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") then
       return nil, "must be a UUID like 123e4567-e89b-42d3-a456-426614174000, got " .. show(v)
     end
     return true

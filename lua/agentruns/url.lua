@@ -51,12 +51,21 @@ function M.split_path(template)
   return parts
 end
 
---- fill_path for a template split by split_path.
-function M.fill_parts(parts, values)
+--[[
+fill_path for a template split by split_path. `checked` (optional) names the
+values known to be non-empty strings of unreserved characters other than "."
+and "..", which go in without another look.
+]]
+function M.fill_parts(parts, values, checked)
   local n = #parts
   if n == 3 then -- one parameter, the usual case
-    local v, why = path_value(values[parts[2]])
-    if not v then return nil, parts[2], why end
+    local name = parts[2]
+    local v = values[name]
+    if not (checked and checked[name]) then
+      local why
+      v, why = path_value(v)
+      if not v then return nil, name, why end
+    end
     return parts[1] .. v .. parts[3]
   end
   local out = {}
@@ -64,8 +73,12 @@ function M.fill_parts(parts, values)
     out[i] = parts[i]
     local name = parts[i + 1]
     if name then
-      local v, why = path_value(values[name])
-      if not v then return nil, name, why end
+      local v = values[name]
+      if not (checked and checked[name]) then
+        local why
+        v, why = path_value(v)
+        if not v then return nil, name, why end
+      end
       out[i + 1] = v
     end
   end
