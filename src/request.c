@@ -96,8 +96,10 @@ static void set_headers(lua_State *L, agr_transfer *t, int has_body, int empty_p
  * session:request{ url =, method =, headers = {"Name: value", ...}, body =,
  *                  timeout =, connect_timeout =, idle_timeout =,
  *                  max_body_size =, stream = <SSEParser>,
- *                  fresh_connect = <boolean> } -> transfer
- * The transfer starts with the session's next perform.
+ *                  fresh_connect = <boolean>, idempotent = <boolean> } -> transfer
+ * The transfer starts with the session's next perform. idempotent = false
+ * means fresh_connect, so that a request table of the library's request layer
+ * can be passed as it is.
  */
 int agr_session_request(lua_State *L) {
   agr_session *s = agr_check_session(L, 1);
@@ -170,13 +172,14 @@ int agr_session_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->req_headers);
   lua_getfield(L, OPTS, "fresh_connect");
-  if (lua_toboolean(L, -1)) {
+  lua_getfield(L, OPTS, "idempotent");
+  if (lua_toboolean(L, -2) || (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
     /* libcurl silently re-sends a request whose reused connection closed
        without answering; for a request that must not run twice, only a new
        connection rules that out. */
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
   }
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   if (t->parser) {
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   } else {

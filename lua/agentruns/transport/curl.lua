@@ -127,7 +127,10 @@ end
 
 function Transport:start(req)
   local session = self.session
-  local transfer = session:request(transfer_options(req))
+  -- session:request reads a request table as it is (idempotent = false is
+  -- fresh_connect); one that names either option itself is copied
+  local transfer = session:request((req.stream == nil and req.fresh_connect == nil) and req
+    or transfer_options(req))
   session:perform(0) -- send it now: the server works while the caller does
   runtime.notify()
   return setmetatable({ transfer = transfer, driver = self.driver }, Pending)
