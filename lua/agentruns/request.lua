@@ -201,7 +201,7 @@ function M.build(client, ep, path_values, params, opts)
   if ep.fixed_query then
     for _, kv in ipairs(ep.fixed_query) do query[#query + 1] = kv end
   end
-  local headers = { "Accept: " .. (ep.stream and "text/event-stream" or "application/json"),
+  local headers = { ep.stream and "Accept: text/event-stream" or "Accept: application/json",
                     "User-Agent: " .. client.user_agent }
   if body then headers[#headers + 1] = "Content-Type: application/json" end
   local auth_query = client.provider.authenticate(client, headers, ep)
