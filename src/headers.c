@@ -18,7 +18,13 @@ static int is_tchar(unsigned char c) {
   if (c >= 'a' && c <= 'z') return 1;
   if (c >= 'A' && c <= 'Z') return 1;
   if (c >= '0' && c <= '9') return 1;
-  return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+  switch (c) { /* no strchr: '-' is in most names */
+  case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+  case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    return 1;
+  default:
+    return 0;
+  }
 }
 
 /*
