@@ -93,6 +93,48 @@ describe("agentruns.curl session", function()
       assert.equal(before, after)
     end)
 
+    it("keeps nothing of a closed transfer's request in the next one", function()
+      -- each request is closed before the next is made, so the next may take its easy handle
+      local function once(opts)
+        opts.url = opts.url or (srv.url .. "/echo")
+        local t = s:request(opts)
+        local res, err = t:wait()
+        t:close()
+        return res, err
+      end
+      local res = assert(once { method = "DELETE", body = "gone", fresh_connect = true, timeout = 5,
+                                headers = { "X-Custom: Yes", "Content-Type: text/plain" } })
+      assert.equal("DELETE", cjson.decode(res.body).method)
+      local echo = cjson.decode(assert(once {}).body)
+      assert.same({ "GET", "", nil, nil }, { echo.method, echo.body, echo.headers["x-custom"],
+                                              echo.headers["content-type"] })
+      assert.equal("POST", cjson.decode(assert(once { method = "POST" }).body).method)
+      local _, err = once { url = srv.url .. "/bytes/5000", max_body_size = 100 }
+      assert.equal("limit", err.kind)
+      assert.equal(5000, #assert(once { url = srv.url .. "/bytes/5000" }).body)
+      local t = s:request { url = srv.url .. "/echo" }
+      assert(t:wait())
+      assert.equal(0, t:info().connects) -- fresh_connect stayed with its own request
+      t:close()
+      res = assert(once { method = "HEAD" })
+      assert.same({ 200, "" }, { res.status, res.body })
+      -- the test server sends a body after its HEAD answer: the next request needs a new connection
+      echo = cjson.decode(assert(once { fresh_connect = true }).body)
+      assert.equal("GET", echo.method) -- with a body again, after HEAD
+    end)
+
+    it("lets a transfer outlive its closed session and close after it", function()
+      local t = s:request { url = srv.url .. "/echo" }
+      assert(t:wait())
+      s:close()
+      t:close()
+      local s2 = curl.session()
+      local t2 = s2:request { url = srv.url .. "/echo" }
+      assert.equal(200, assert(t2:wait()).status)
+      t2:close()
+      s2:close()
+    end)
+
     it("runs many transfers at once over one session", function()
       local ts = {}
       for i = 1, 8 do ts[i] = s:request { url = srv.url .. "/slow/0.3" } end
