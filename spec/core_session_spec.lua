@@ -123,6 +123,34 @@ describe("agentruns.curl session", function()
       assert.equal("GET", echo.method) -- with a body again, after HEAD
     end)
 
+    it("opens a new connection for idempotent = false, as for fresh_connect", function()
+      assert(get(s, "/echo"))
+      local function connects(opts)
+        opts.url = srv.url .. "/echo"
+        local t = s:request(opts)
+        assert(t:wait())
+        local n = t:info().connects
+        t:close()
+        return n
+      end
+      assert.same({ 1, 0, 0, 1 }, { connects { idempotent = false }, connects { idempotent = true },
+                                    connects {}, connects { fresh_connect = true } })
+    end)
+
+    it("sends a request that is not idempotent over a new connection through the curl transport", function()
+      local transport = require("agentruns.transport.curl").new { session = s }
+      local function stats() return cjson.decode(assert(get(s, "/stats")).body).connections end
+      local url = srv.url .. "/echo"
+      assert(transport:start { url = url, method = "GET", headers = {}, idempotent = true }:await())
+      local before = stats()
+      assert(transport:start { url = url, method = "GET", headers = {}, idempotent = true }:await())
+      assert.equal(before, stats())
+      local res = assert(transport:start { url = url, method = "POST", body = "x", headers = {},
+                                           idempotent = false }:await())
+      assert.equal("POST", cjson.decode(res.body).method)
+      assert.equal(before + 1, stats())
+    end)
+
     it("lets a transfer outlive its closed session and close after it", function()
       local t = s:request { url = srv.url .. "/echo" }
       assert(t:wait())
