@@ -27,7 +27,15 @@
 
 static const unsigned char BOM[3] = { 0xEF, 0xBB, 0xBF };
 
+/* Make b hold exactly the n bytes at s. Field values are short and the
+   buffers keep their memory, so the copy is done here, not through
+   sse_buf_append, whenever it fits. */
 static int buf_set(sse_buf *b, const char *s, size_t n) {
+  if (n <= b->cap) {
+    if (n) memcpy(b->p, s, n);
+    b->len = n;
+    return SSE_OK;
+  }
   b->len = 0;
   return sse_buf_append(b, s, n);
 }
@@ -58,11 +66,7 @@ void sse_reset(sse_parser *p) {
   p->error = SSE_OK;
   p->bom = 0;
   p->skip_lf = 0;
-  p->id_own = 0;
-  /* An id field of the dropped partial event never took effect. Copying the
-     string back into the buffer cannot fail: the buffer held at least as much
-     before, or last_id is empty. */
-  if (buf_set(&p->id, p->last_id.p, p->last_id.len) != SSE_OK) p->id.len = 0;
+  p->id_own = 0; /* an id field of the dropped partial event never takes effect */
 }
 
 /* Copy a data line still in the caller's chunk into p->data, with its LF. */
@@ -84,12 +88,13 @@ static int dispatch(sse_parser *p) {
   sse_event ev;
   int rc = SSE_OK;
   p->event_bytes = 0;
-  if (p->id.len != p->last_id.len ||
-      (p->id.len && memcmp(p->id.p, p->last_id.p, p->id.len) != 0)) {
-    if (buf_set(&p->last_id, p->id.p, p->id.len) != SSE_OK) return SSE_ENOMEM;
-  }
   ev.id_own = p->id_own;
-  p->id_own = 0;
+  if (p->id_own) { /* the id field's value becomes the last event ID: swap, no copy */
+    sse_buf t = p->last_id;
+    p->last_id = p->id;
+    p->id = t;
+    p->id_own = 0;
+  }
   if (p->data_ref) {
     ev.data = p->data_ref;
     ev.data_len = p->data_ref_len;
@@ -131,26 +136,29 @@ static int all_digits(const char *s, size_t n) {
    1 s lies in the caller's chunk (valid until sse_feed returns), 2 s lies in
    p->held (valid until the next line is held). */
 static int process_line(sse_parser *p, const char *s, size_t n, int where) {
-  const char *colon, *value;
+  const char *value;
   size_t name_len, value_len;
   if (n == 0) return dispatch(p);
   if (n > p->max_event_size) return SSE_ETOOBIG;
   if (s[0] == ':') return SSE_OK; /* comment */
   p->event_bytes += n + 1;
   if (p->event_bytes > p->max_event_size) return SSE_ETOOBIG;
-  colon = memchr(s, ':', n);
-  if (colon) {
-    name_len = (size_t)(colon - s);
-    value = colon + 1;
+  /* Only the names data, event, id and retry mean anything, so the colon is
+     looked for in the first six bytes alone: a longer name is ignored. */
+  for (name_len = 0; name_len < n && name_len < 6 && s[name_len] != ':'; name_len++)
+    ;
+  if (name_len < n && s[name_len] == ':') {
+    value = s + name_len + 1;
     value_len = n - name_len - 1;
     if (value_len && *value == ' ') {
       value++;
       value_len--;
     }
-  } else {
-    name_len = n;
+  } else if (name_len == n) {
     value = s + n;
     value_len = 0;
+  } else {
+    return SSE_OK; /* no colon in the first six bytes: a field name we do not know */
   }
   switch (name_len) {
   case 2:
