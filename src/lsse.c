@@ -180,11 +180,18 @@ static void builder_add(event_builder *eb, const sse_event *ev) {
   lua_rawseti(L, arr, (int)++eb->n);
 }
 
-/* Push the batched events as one array and empty the batch. */
+static void push_empty(lua_State *L, agr_parser *ps);
+
+/* Push the batched events as one array (the parser's empty table when there
+   are none, as parser:feed does) and empty the batch. */
 static void agr_push_events(lua_State *L, agr_parser *ps) {
   agr_batch *b = &ps->batch;
   event_builder eb;
   size_t i;
+  if (b->n == 0) {
+    push_empty(L, ps);
+    return;
+  }
   builder_open(L, &eb, b->n > 0x7fffffff ? 0x7fffffff : (int)b->n, 0, ps->mark_inherited, 0, 0);
   for (i = 0; i < b->n; i++) {
     const agr_event_rec *r = &b->recs[i];
