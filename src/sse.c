@@ -25,6 +25,13 @@
 
 #define RETRY_MAX 0x7fffffffL
 
+/* The per-line functions are inlined into sse_feed's loop, where most lines go. */
+#if defined(__GNUC__)
+#define SSE_INLINE static inline __attribute__((always_inline))
+#else
+#define SSE_INLINE static inline
+#endif
+
 static const unsigned char BOM[3] = { 0xEF, 0xBB, 0xBF };
 
 /* Make b hold exactly the n bytes at s. Field values are short and the
@@ -84,7 +91,7 @@ static int keep_data_ref(sse_parser *p) {
 }
 
 /* A blank line: publish the last event ID, then dispatch if there is data. */
-static int dispatch(sse_parser *p) {
+SSE_INLINE int dispatch(sse_parser *p) {
   sse_event ev;
   int rc = SSE_OK;
   p->event_bytes = 0;
@@ -123,6 +130,15 @@ static int dispatch(sse_parser *p) {
   return rc;
 }
 
+/* True when the n bytes of s hold a NUL. IDs are short: a loop costs less than a call. */
+SSE_INLINE int has_nul(const char *s, size_t n) {
+  size_t i;
+  if (n > 32) return memchr(s, '\0', n) != NULL;
+  for (i = 0; i < n; i++)
+    if (s[i] == '\0') return 1;
+  return 0;
+}
+
 /* True when the n bytes of s are all ASCII digits (and there is at least one). */
 static int all_digits(const char *s, size_t n) {
   size_t i;
@@ -135,7 +151,7 @@ static int all_digits(const char *s, size_t n) {
 /* Interpret one line (without its line end). where: 0 s is copied if kept,
    1 s lies in the caller's chunk (valid until sse_feed returns), 2 s lies in
    p->held (valid until the next line is held). */
-static int process_line(sse_parser *p, const char *s, size_t n, int where) {
+SSE_INLINE int process_line(sse_parser *p, const char *s, size_t n, int where) {
   const char *value;
   size_t name_len, value_len;
   if (n == 0) return dispatch(p);
@@ -143,27 +159,30 @@ static int process_line(sse_parser *p, const char *s, size_t n, int where) {
   if (s[0] == ':') return SSE_OK; /* comment */
   p->event_bytes += n + 1;
   if (p->event_bytes > p->max_event_size) return SSE_ETOOBIG;
-  /* Only the names data, event, id and retry mean anything, so the colon is
-     looked for in the first six bytes alone: a longer name is ignored. */
-  for (name_len = 0; name_len < n && name_len < 6 && s[name_len] != ':'; name_len++)
-    ;
-  if (name_len < n && s[name_len] == ':') {
+  /* Only the names data, event, id and retry mean anything: the first byte
+     says which one the line may be, and the name must end at a colon or at
+     the end of the line. Any other line is a field we do not know. */
+  switch (s[0]) {
+  case 'd': name_len = 4; break;
+  case 'e': case 'r': name_len = 5; break;
+  case 'i': name_len = 2; break;
+  default: return SSE_OK;
+  }
+  if (n < name_len || (n > name_len && s[name_len] != ':')) return SSE_OK;
+  if (n > name_len) {
     value = s + name_len + 1;
     value_len = n - name_len - 1;
     if (value_len && *value == ' ') {
       value++;
       value_len--;
     }
-  } else if (name_len == n) {
+  } else {
     value = s + n;
     value_len = 0;
-  } else {
-    return SSE_OK; /* no colon in the first six bytes: a field name we do not know */
   }
   switch (name_len) {
   case 2:
-    if (memcmp(s, "id", 2) == 0 && memchr(value, '\0', value_len) == NULL)
-    {
+    if (memcmp(s, "id", 2) == 0 && !has_nul(value, value_len)) {
       p->id_own = 1;
       return buf_set(&p->id, value, value_len);
     }
