@@ -17,6 +17,7 @@ while code outside any task waits for a call (a blocking wait steps the
 scheduler too). Outside a task, the library blocks exactly as before.
 ]]
 local compat = require "agentruns.compat"
+local deadlines = require "agentruns.deadlines"
 local host = require "agentruns.host"
 local runtime = require "agentruns.runtime"
 local taskerror = require "agentruns.taskerror"
@@ -38,59 +39,10 @@ Any other wait (no key, or a driver that cannot tell) is asked on every pass.
 ]]
 local keyed = {}          -- key -> the task waiting on it, or { [task] = true } when several do
 local polled = {}         -- tasks asked on every pass, in the order they began waiting
-local heap = {}           -- tasks with a deadline; task.heap_at is the position, task.wait.deadline the order
+local heap = deadlines.new() -- tasks with a deadline, the earliest first
 local finished_keys = {}  -- tasks that finished since the last pass with a join waiting on them
 
 local TIMER = setmetatable({}, { __name = "agentruns.scheduler.TIMER" }) -- the key of a wait only time ends
-
-local function before(a, b)
-  return a.wait.deadline < b.wait.deadline
-end
-
-local function heap_swap(i, j)
-  heap[i], heap[j] = heap[j], heap[i]
-  heap[i].heap_at, heap[j].heap_at = i, j
-end
-
-local function heap_up(i)
-  while i > 1 do
-    local parent = math.floor(i / 2)
-    if not before(heap[i], heap[parent]) then return end
-    heap_swap(i, parent)
-    i = parent
-  end
-end
-
-local function heap_down(i)
-  local n = #heap
-  while true do
-    local l, r, least = 2 * i, 2 * i + 1, i
-    if l <= n and before(heap[l], heap[least]) then least = l end
-    if r <= n and before(heap[r], heap[least]) then least = r end
-    if least == i then return end
-    heap_swap(i, least)
-    i = least
-  end
-end
-
-local function heap_push(task)
-  heap[#heap + 1] = task
-  task.heap_at = #heap
-  heap_up(#heap)
-end
-
-local function heap_remove(task)
-  local i = task.heap_at
-  if not i then return end
-  task.heap_at = nil
-  local last = table.remove(heap)
-  if last ~= task then
-    heap[i] = last
-    last.heap_at = i
-    heap_down(i)
-    heap_up(last.heap_at)
-  end
-end
 
 local Task = {}
 Task.__index = Task
@@ -140,7 +92,7 @@ local function unfile(task)
       if next(cur) == nil then keyed[w.key] = nil end
     end
   end
-  heap_remove(task)
+  heap:remove(task)
 end
 
 -- The waiter given to every task: yield the condition to the scheduler, as WAIT and the
@@ -182,7 +134,7 @@ local function resume(task)
       end
       w.driver, w.ready, w.deadline, w.key = driver, ready, deadline, key
       task.wait = w
-      if deadline then heap_push(task) end
+      if deadline then heap:push(task) end
     else
       task.wait = true -- a bare coroutine.yield: run it again next pass
     end
@@ -248,9 +200,9 @@ function M.run_ready()
     for key in pairs(keyed) do wake(list, seen, key) end
   end
   local now = runtime.now()
-  while heap[1] and heap[1].wait.deadline <= now do
-    local task = heap[1]
-    heap_remove(task)
+  while heap:first() and heap:first().wait.deadline <= now do
+    local task = heap:first()
+    heap:remove(task)
     add(list, seen, task)
   end
   if #polled > 0 then
@@ -287,7 +239,8 @@ end
 
 --- The earliest deadline a waiting task has (runtime.now() scale), or nil.
 function M.next_deadline()
-  return heap[1] and heap[1].wait.deadline
+  local first = heap:first()
+  return first and first.wait.deadline
 end
 
 --[[
