@@ -497,6 +497,7 @@ describe("agentruns.sse.parser", function()
         assert.same({}, next_result)
         assert.is_nil(getmetatable(next_result))
         assert.same({ ev "a\nb\nc" }, p:feed("\n"))
+        assert.same({ ev "d" }, p:feed("data: d\n\n", "an extra argument", 3))
       end)
     end)
 

@@ -100,6 +100,7 @@ typedef struct event_builder {
 /* Push the array and the builder's other slots (see event_builder). */
 static void builder_push_slots(event_builder *eb) {
   lua_State *L = eb->L;
+  luaL_checkstack(L, 10, "too many events");
   lua_createtable(L, eb->pending_hint, 0);
   eb->pending_hint = -1;
   if (eb->keys) {
@@ -121,7 +122,6 @@ static void builder_push_slots(event_builder *eb) {
    event pushes and allocates nothing. */
 static void builder_open(lua_State *L, event_builder *eb, int size_hint, int flat, int mark_inherited,
                          int keys, int lazy) {
-  luaL_checkstack(L, 10, "too many events");
   eb->L = L;
   eb->base = lua_gettop(L) + 1;
   eb->flat = flat;
@@ -317,7 +317,6 @@ static int feed_direct(lua_State *L, int flat) {
   size_t n;
   const char *s = luaL_checklstring(L, 2, &n);
   int rc;
-  lua_settop(L, 2);
   if (ps->feeding) { /* an error unwound the last feed half way through */
     ps->feeding = 0;
     if (ps->p.error == SSE_OK) ps->p.error = SSE_ENOMEM;
