@@ -294,14 +294,13 @@ static int direct_push(void *ud, const sse_event *ev) {
 static void push_empty(lua_State *L, agr_parser *ps) {
   if (ps->empty_ref > 0) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ps->empty_ref);
-    if (lua_type(L, -1) == LUA_TTABLE && !lua_getmetatable(L, -1)) {
+    if (lua_getmetatable(L, -1)) {
+      lua_pop(L, 2); /* the table and its metatable */
+    } else {
       lua_pushnil(L);
-      if (lua_next(L, -2) == 0) return;
-      lua_pop(L, 2);
-    } else if (lua_type(L, -1) == LUA_TTABLE) {
-      lua_pop(L, 1); /* its metatable */
+      if (lua_next(L, -2) == 0) return; /* still empty: hand it out again */
+      lua_pop(L, 3); /* the table, a key and its value */
     }
-    lua_pop(L, 1);
     luaL_unref(L, LUA_REGISTRYINDEX, ps->empty_ref);
     ps->empty_ref = 0;
   }
