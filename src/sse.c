@@ -2,8 +2,8 @@
  * sse.c -- Server-Sent Events parser (WHATWG HTML, "event stream
  * interpretation").
  *
- * How it works: sse_feed scans each chunk for line ends (CR, LF or CRLF)
- * with memchr.
+ * How it works: sse_feed scans each chunk for line ends (CR, LF or CRLF):
+ * a line's first 16 bytes at once, the rest of a longer one with memchr.
  * A line found whole inside the chunk is interpreted in place, without a
  * copy; only the unfinished tail of a chunk is kept in p->line, so the work
  * done is linear in the input however it is split. The first data line of
@@ -292,10 +292,11 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
     if (bytes[i] == '\n') i++;
   }
   while (i < n) {
-    /* The next line end is the first CR before the next LF, else that LF.
-       memchr finds both fast, and each position is reused until passed: a
-       chunk with no CR at all is searched for one once, and a stream of
-       CR-only line ends is still scanned once for LF. */
+    /* The next line end is the first CR or LF. The line's first 16 bytes
+       are looked at for both at once; past them memchr finds each fast, and
+       each position is reused until passed: a chunk of long lines with no CR
+       at all is searched for one once, and a stream of long CR-only lines is
+       still scanned once for LF. */
     size_t eol, near = n - i < SHORT_LINE ? n - i : SHORT_LINE;
     eol = i + find_eol_short(bytes + i, near);
     if (eol == i + near && near < n - i) { /* a long line: past the first bytes, memchr */
