@@ -1031,6 +1031,25 @@ describe("agentruns-sandbox", function()
         assert.are.same(seeded, tr("GET", "/v1/integrations/" .. cid .. "/users/user-456").json)
       end)
 
+      it("serves its auth links: once each, activating the user, then the redirect or a page", function()
+        local cid = fixtures.integrations[2].customerIntegrationId
+        local user = "/v1/integrations/" .. cid .. "/users/oauth-spec-user"
+        local link = tr("POST", user .. "/auth-url", { body = { redirectUri = "https://app.example.com/done" } })
+        local path = link.json.authorizeUrl:sub(#sb.url + 1)
+        assert.are.equal(false, tr("GET", user).json.active)
+        local res = assert(request("GET", path))
+        assert.are.same({ 302, "https://app.example.com/done" }, { res.status, res.headers:get("location") })
+        local now_active = tr("GET", user).json
+        assert.are.equal(true, now_active.active)
+        assert.is_true(now_active.updatedAt >= now_active.createdAt)
+        res = assert(request("GET", path))
+        assert.are.same({ 404, true }, { res.status, res.body:find("already used", 1, true) ~= nil })
+        local plain = tr("POST", user .. "/auth-url").json.authorizeUrl:sub(#sb.url + 1)
+        res = assert(request("GET", plain))
+        assert.are.same({ 200, true }, { res.status, res.body:find("Authorized", 1, true) ~= nil })
+        assert.are.equal(404, assert(request("GET", "/toolregistry/oauth/start")).status)
+      end)
+
       it("validates the auth-url body and answers 404 for an unknown integration", function()
         local cid = fixtures.integrations[1].customerIntegrationId
         local res = tr("POST", "/v1/integrations/" .. cid .. "/users/user-123/auth-url", { body = { redirectUri = 5 } })

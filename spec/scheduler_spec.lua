@@ -136,6 +136,20 @@ describe("agentruns scheduler", function()
     assert.is_true(first:done())
   end)
 
+  it("lets several tasks wait for one, and takes a bare yield as giving way", function()
+    local first = agentruns.spawn(function() agentruns.sleep(0.05) return 10 end)
+    local joins = {}
+    for i = 1, 3 do joins[i] = agentruns.spawn(function() return first:join() + i end) end
+    local yielder = agentruns.spawn(function()
+      coroutine.yield { deadline = 0, ready = false } -- not a wait, whatever it looks like
+      coroutine.yield()
+      return "resumed"
+    end)
+    assert.same({ 11, 12, 13 }, { joins[1]:join(), joins[2]:join(), joins[3]:join() })
+    assert.equal("resumed", yielder:join())
+    assert.equal(0, require("agentruns.scheduler").pending())
+  end)
+
   it("raises on misuse", function()
     assert.has_error(function() agentruns.spawn(42) end, "agentruns.spawn: fn must be a function")
     assert.has_error(function() agentruns.gather { 1 } end, "agentruns.gather: item 1 is not a function")

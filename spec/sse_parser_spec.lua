@@ -78,6 +78,9 @@ local VECTORS = {
   { name = "a space before the colon makes another field", input = "data : x\n\n", events = {} },
   { name = "a leading space makes another field", input = " data: x\n\n", events = {} },
   { name = "unknown fields are ignored", input = "foo: bar\ndata: x\nbaz\nx:\n\n", events = { ev "x" } },
+  { name = "longer names that begin with a known one are other fields",
+    input = "datadata: x\nevent_type: t\nidentifier: 9\nretry_ms: 5\ndataxx\ndata: y\n\n", events = { ev "y" } },
+  { name = "a long unknown name with a colon far in", input = "abcdefghij: x\ndata: z\n\n", events = { ev "z" } },
   { name = "a NUL in the field name makes another field", input = "da\0ta: x\n\n", events = {} },
   { name = "examples in the manner of the standard", input = "data\n\ndata\ndata\n\ndata:",
     events = { ev "", ev "\n" } },
@@ -477,6 +480,24 @@ describe("agentruns.sse.parser", function()
         local q = impl.new()
         assert.same({}, q:feed(string.rep("x", 16 * MiB)))
         expect_limit("event exceeds max_event_size (16777216 bytes)", q:feed("x"))
+      end)
+    end)
+
+    describe(impl.name .. " results", function()
+      it("are empty tables when a feed completes no event, and never the caller's", function()
+        local p = impl.new()
+        local first = p:feed("data: a\n")
+        assert.same({}, first)
+        first[1] = "mine"
+        assert.same({}, p:feed("data: b\n"))
+        assert.same({ "mine" }, first)
+        local marked = p:feed("data: c\n")
+        setmetatable(marked, { __index = function() return "x" end })
+        local next_result = p:feed("")
+        assert.same({}, next_result)
+        assert.is_nil(getmetatable(next_result))
+        assert.same({ ev "a\nb\nc" }, p:feed("\n"))
+        assert.same({ ev "d" }, p:feed("data: d\n\n", "an extra argument", 3))
       end)
     end)
 

@@ -46,6 +46,7 @@ typedef struct agr_parser {
   int feeding;      /* inside parser:feed; still set after an error unwound one */
   int last_count;   /* array slots the last feed filled: the next one's size hint */
   int mark_inherited; /* flag events whose ID carried over (id_inherited) */
+  int empty_ref;    /* registry ref of the empty table a feed with no event returns; 0: none yet */
 } agr_parser;
 
 /* What agentruns.sse offers other C modules: registry[AGR_SSE_API_KEY] is a

@@ -90,25 +90,47 @@ typedef struct event_builder {
   int base;
   int flat;              /* feed_flat: data, event, id as three array slots */
   int mark_inherited;    /* id_inherited = true on an event whose ID carried over */
+  int keys;              /* upvalue index of the keys, or 0 (builder_open) */
+  int pending_hint;      /* >= 0: the slots are not pushed yet; the array's size hint */
   lua_Integer n;         /* array slots used */
   size_t prev_len;       /* the type in slot base + 4; 0: none, or too long to keep */
   char prev_type[64];
 } event_builder;
 
-/* Push the array (sized for size_hint slots) and the builder's other slots. */
-static void builder_open(lua_State *L, event_builder *eb, int size_hint, int flat, int mark_inherited) {
+/* Push the array and the builder's other slots (see event_builder). */
+static void builder_push_slots(event_builder *eb) {
+  lua_State *L = eb->L;
   luaL_checkstack(L, 10, "too many events");
-  lua_createtable(L, size_hint, 0);
+  lua_createtable(L, eb->pending_hint, 0);
+  eb->pending_hint = -1;
+  if (eb->keys) {
+    lua_pushvalue(L, lua_upvalueindex(eb->keys));
+    lua_pushvalue(L, lua_upvalueindex(eb->keys + 1));
+    lua_pushvalue(L, lua_upvalueindex(eb->keys + 2));
+  } else {
+    lua_pushliteral(L, "event");
+    lua_pushliteral(L, "data");
+    lua_pushliteral(L, "id");
+  }
+  lua_pushnil(L);
+}
+
+/* Start building at the top of the stack, with an array sized for size_hint
+   slots. keys: 0, or the upvalue index of "event" (then "data", "id" follow
+   it), cheaper to copy than interning the literals again on every feed.
+   lazy: the slots are pushed with the first event, so that a build with no
+   event pushes and allocates nothing. */
+static void builder_open(lua_State *L, event_builder *eb, int size_hint, int flat, int mark_inherited,
+                         int keys, int lazy) {
   eb->L = L;
-  eb->base = lua_gettop(L);
+  eb->base = lua_gettop(L) + 1;
   eb->flat = flat;
   eb->mark_inherited = mark_inherited;
+  eb->keys = keys;
+  eb->pending_hint = size_hint;
   eb->n = 0;
   eb->prev_len = 0;
-  lua_pushliteral(L, "event");
-  lua_pushliteral(L, "data");
-  lua_pushliteral(L, "id");
-  lua_pushnil(L);
+  if (!lazy) builder_push_slots(eb);
 }
 
 /* The event type as a Lua string on top of the stack; a repeat reuses the last one. */
@@ -129,6 +151,7 @@ static void push_type(event_builder *eb, const sse_event *ev) {
 static void builder_add(event_builder *eb, const sse_event *ev) {
   lua_State *L = eb->L;
   int arr = eb->base;
+  if (eb->pending_hint >= 0) builder_push_slots(eb);
   if (eb->flat) {
     lua_pushlstring(L, ev->data, ev->data_len);
     lua_rawseti(L, arr, (int)++eb->n);
@@ -157,12 +180,19 @@ static void builder_add(event_builder *eb, const sse_event *ev) {
   lua_rawseti(L, arr, (int)++eb->n);
 }
 
-/* Push the batched events as one array and empty the batch. */
+static void push_empty(lua_State *L, agr_parser *ps);
+
+/* Push the batched events as one array (the parser's empty table when there
+   are none, as parser:feed does) and empty the batch. */
 static void agr_push_events(lua_State *L, agr_parser *ps) {
   agr_batch *b = &ps->batch;
   event_builder eb;
   size_t i;
-  builder_open(L, &eb, b->n > 0x7fffffff ? 0x7fffffff : (int)b->n, 0, ps->mark_inherited);
+  if (b->n == 0) {
+    push_empty(L, ps);
+    return;
+  }
+  builder_open(L, &eb, b->n > 0x7fffffff ? 0x7fffffff : (int)b->n, 0, ps->mark_inherited, 0, 0);
   for (i = 0; i < b->n; i++) {
     const agr_event_rec *r = &b->recs[i];
     sse_event ev;
@@ -214,10 +244,30 @@ static int parser_new(lua_State *L) {
   return 1;
 }
 
+/*
+ * The methods share four upvalues: the parser metatable, then the keys
+ * "event", "data" and "id". A method checks its self against upvalue 1, which
+ * costs less than luaL_checkudata's registry lookup by name; anything else
+ * still gets luaL_checkudata's error.
+ */
+#define UP_MT 1
+#define UP_KEYS 2
+#define N_UPVALUES 4
+
+static agr_parser *check_self(lua_State *L) {
+  void *u = lua_touserdata(L, 1);
+  if (u != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(UP_MT));
+    lua_pop(L, 1);
+    if (same) return u;
+  }
+  return agr_checkparser(L, 1);
+}
+
 /* A parser a running transfer feeds must not be fed or reset by hand. */
-static agr_parser *check_free_parser(lua_State *L, int idx) {
-  agr_parser *ps = agr_checkparser(L, idx);
-  if (ps->owned) luaL_argerror(L, idx, "parser is in use by a running transfer");
+static agr_parser *check_free_parser(lua_State *L) {
+  agr_parser *ps = check_self(L);
+  if (ps->owned) luaL_argerror(L, 1, "parser is in use by a running transfer");
   return ps;
 }
 
@@ -235,20 +285,43 @@ static int direct_push(void *ud, const sse_event *ev) {
   return 0;
 }
 
+/*
+ * Push the parser's empty result: a feed that completes no event returns the
+ * same empty table each time, so that it allocates nothing. It is checked
+ * first: should the caller have put something in it (or given it a
+ * metatable), a new one takes its place.
+ */
+static void push_empty(lua_State *L, agr_parser *ps) {
+  if (ps->empty_ref > 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ps->empty_ref);
+    if (lua_getmetatable(L, -1)) {
+      lua_pop(L, 2); /* the table and its metatable */
+    } else {
+      lua_pushnil(L);
+      if (lua_next(L, -2) == 0) return; /* still empty: hand it out again */
+      lua_pop(L, 3); /* the table, a key and its value */
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, ps->empty_ref);
+    ps->empty_ref = 0;
+  }
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  ps->empty_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 /* Feed with results built in place; pushes the array (or nil, err) and returns 1 or 2. */
 static int feed_direct(lua_State *L, int flat) {
-  agr_parser *ps = check_free_parser(L, 1);
+  agr_parser *ps = check_free_parser(L);
   event_builder eb;
   size_t n;
   const char *s = luaL_checklstring(L, 2, &n);
   int rc;
-  lua_settop(L, 2);
   if (ps->feeding) { /* an error unwound the last feed half way through */
     ps->feeding = 0;
     if (ps->p.error == SSE_OK) ps->p.error = SSE_ENOMEM;
   }
-  /* sized as the last result was: a stream's chunks complete similar counts */
-  builder_open(L, &eb, ps->last_count, flat, ps->mark_inherited);
+  /* sized as the last result with events was: a stream's chunks complete similar counts */
+  builder_open(L, &eb, ps->last_count, flat, ps->mark_inherited, UP_KEYS, 1);
   ps->p.on_event = direct_push;
   ps->p.ud = &eb;
   ps->feeding = 1;
@@ -268,8 +341,12 @@ static int feed_direct(lua_State *L, int flat) {
     agr_new_error(L, rc == SSE_ETOOBIG ? "limit" : "memory", msg);
     return 2;
   }
-  lua_settop(L, eb.base);
-  ps->last_count = eb.n > 4096 ? 4096 : (int)eb.n;
+  if (eb.n == 0) {
+    push_empty(L, ps);
+  } else {
+    lua_settop(L, eb.base);
+    ps->last_count = eb.n > 4096 ? 4096 : (int)eb.n;
+  }
   if (flat) {
     lua_pushinteger(L, eb.n / 3);
     return 2;
@@ -289,14 +366,14 @@ static int parser_feed_flat(lua_State *L) {
 
 /* parser:last_event_id() -> string */
 static int parser_last_event_id(lua_State *L) {
-  agr_parser *ps = agr_checkparser(L, 1);
+  agr_parser *ps = check_self(L);
   lua_pushlstring(L, ps->p.last_id.len ? ps->p.last_id.p : "", ps->p.last_id.len);
   return 1;
 }
 
 /* parser:retry() -> milliseconds | nil */
 static int parser_retry(lua_State *L) {
-  agr_parser *ps = agr_checkparser(L, 1);
+  agr_parser *ps = check_self(L);
   if (ps->p.retry < 0)
     lua_pushnil(L);
   else
@@ -306,7 +383,7 @@ static int parser_retry(lua_State *L) {
 
 /* parser:reset() -- a new connection begins; keeps last_event_id and retry. */
 static int parser_reset(lua_State *L) {
-  agr_parser *ps = check_free_parser(L, 1);
+  agr_parser *ps = check_free_parser(L);
   sse_reset(&ps->p);
   ps->feeding = 0;
   ps->batch.n = 0;
@@ -316,6 +393,8 @@ static int parser_reset(lua_State *L) {
 
 static int parser_gc(lua_State *L) {
   agr_parser *ps = agr_checkparser(L, 1);
+  if (ps->empty_ref > 0) luaL_unref(L, LUA_REGISTRYINDEX, ps->empty_ref);
+  ps->empty_ref = 0;
   sse_free(&ps->p);
   sse_buf_free(&ps->batch.arena);
   free(ps->batch.recs);
@@ -425,7 +504,12 @@ int luaopen_agentruns_sse(lua_State *L) {
   luaL_setfuncs(L, parser_meta, 0);
   lua_pushstring(L, AGR_PARSER_MT);
   lua_setfield(L, -2, "__name");
-  luaL_newlib(L, parser_methods);
+  lua_createtable(L, 0, (int)(sizeof parser_methods / sizeof parser_methods[0]) - 1);
+  lua_pushvalue(L, -2);
+  lua_pushliteral(L, "event");
+  lua_pushliteral(L, "data");
+  lua_pushliteral(L, "id");
+  luaL_setfuncs(L, parser_methods, N_UPVALUES);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushlightuserdata(L, &api);

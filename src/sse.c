@@ -2,8 +2,8 @@
  * sse.c -- Server-Sent Events parser (WHATWG HTML, "event stream
  * interpretation").
  *
- * How it works: sse_feed scans each chunk for line ends (CR, LF or CRLF)
- * with memchr.
+ * How it works: sse_feed scans each chunk for line ends (CR, LF or CRLF):
+ * a line's first 16 bytes at once, the rest of a longer one with memchr.
  * A line found whole inside the chunk is interpreted in place, without a
  * copy; only the unfinished tail of a chunk is kept in p->line, so the work
  * done is linear in the input however it is split. The first data line of
@@ -25,9 +25,24 @@
 
 #define RETRY_MAX 0x7fffffffL
 
+/* The per-line functions are inlined into sse_feed's loop, where most lines go. */
+#if defined(__GNUC__)
+#define SSE_INLINE static inline __attribute__((always_inline))
+#else
+#define SSE_INLINE static inline
+#endif
+
 static const unsigned char BOM[3] = { 0xEF, 0xBB, 0xBF };
 
+/* Make b hold exactly the n bytes at s. Field values are short and the
+   buffers keep their memory, so the copy is done here, not through
+   sse_buf_append, whenever it fits. */
 static int buf_set(sse_buf *b, const char *s, size_t n) {
+  if (n <= b->cap) {
+    if (n) memcpy(b->p, s, n);
+    b->len = n;
+    return SSE_OK;
+  }
   b->len = 0;
   return sse_buf_append(b, s, n);
 }
@@ -58,11 +73,7 @@ void sse_reset(sse_parser *p) {
   p->error = SSE_OK;
   p->bom = 0;
   p->skip_lf = 0;
-  p->id_own = 0;
-  /* An id field of the dropped partial event never took effect. Copying the
-     string back into the buffer cannot fail: the buffer held at least as much
-     before, or last_id is empty. */
-  if (buf_set(&p->id, p->last_id.p, p->last_id.len) != SSE_OK) p->id.len = 0;
+  p->id_own = 0; /* an id field of the dropped partial event never takes effect */
 }
 
 /* Copy a data line still in the caller's chunk into p->data, with its LF. */
@@ -80,16 +91,17 @@ static int keep_data_ref(sse_parser *p) {
 }
 
 /* A blank line: publish the last event ID, then dispatch if there is data. */
-static int dispatch(sse_parser *p) {
+SSE_INLINE int dispatch(sse_parser *p) {
   sse_event ev;
   int rc = SSE_OK;
   p->event_bytes = 0;
-  if (p->id.len != p->last_id.len ||
-      (p->id.len && memcmp(p->id.p, p->last_id.p, p->id.len) != 0)) {
-    if (buf_set(&p->last_id, p->id.p, p->id.len) != SSE_OK) return SSE_ENOMEM;
-  }
   ev.id_own = p->id_own;
-  p->id_own = 0;
+  if (p->id_own) { /* the id field's value becomes the last event ID: swap, no copy */
+    sse_buf t = p->last_id;
+    p->last_id = p->id;
+    p->id = t;
+    p->id_own = 0;
+  }
   if (p->data_ref) {
     ev.data = p->data_ref;
     ev.data_len = p->data_ref_len;
@@ -118,6 +130,45 @@ static int dispatch(sse_parser *p) {
   return rc;
 }
 
+/*
+ * The first CR or LF among the first bytes of s[0..n): most lines are short
+ * (ids, event types, blank lines, small data), and for them one pass over
+ * both bytes costs less than a memchr call for each. With SSE2, 16 bytes at
+ * a time; elsewhere a plain loop. Returns n when there is none.
+ */
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+SSE_INLINE size_t find_eol_short(const char *s, size_t n) {
+  const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
+    if (m) return i + (size_t)__builtin_ctz((unsigned)m);
+  }
+  for (; i < n; i++)
+    if (s[i] == '\n' || s[i] == '\r') return i;
+  return n;
+}
+#else
+SSE_INLINE size_t find_eol_short(const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (s[i] == '\n' || s[i] == '\r') return i;
+  return n;
+}
+#endif
+#define SHORT_LINE 16 /* bytes looked at by find_eol_short before memchr takes over */
+
+/* True when the n bytes of s hold a NUL. IDs are short: a loop costs less than a call. */
+SSE_INLINE int has_nul(const char *s, size_t n) {
+  size_t i;
+  if (n > 32) return memchr(s, '\0', n) != NULL;
+  for (i = 0; i < n; i++)
+    if (s[i] == '\0') return 1;
+  return 0;
+}
+
 /* True when the n bytes of s are all ASCII digits (and there is at least one). */
 static int all_digits(const char *s, size_t n) {
   size_t i;
@@ -130,32 +181,38 @@ static int all_digits(const char *s, size_t n) {
 /* Interpret one line (without its line end). where: 0 s is copied if kept,
    1 s lies in the caller's chunk (valid until sse_feed returns), 2 s lies in
    p->held (valid until the next line is held). */
-static int process_line(sse_parser *p, const char *s, size_t n, int where) {
-  const char *colon, *value;
+SSE_INLINE int process_line(sse_parser *p, const char *s, size_t n, int where) {
+  const char *value;
   size_t name_len, value_len;
   if (n == 0) return dispatch(p);
   if (n > p->max_event_size) return SSE_ETOOBIG;
   if (s[0] == ':') return SSE_OK; /* comment */
   p->event_bytes += n + 1;
   if (p->event_bytes > p->max_event_size) return SSE_ETOOBIG;
-  colon = memchr(s, ':', n);
-  if (colon) {
-    name_len = (size_t)(colon - s);
-    value = colon + 1;
+  /* Only the names data, event, id and retry mean anything: the first byte
+     says which one the line may be, and the name must end at a colon or at
+     the end of the line. Any other line is a field we do not know. */
+  switch (s[0]) {
+  case 'd': name_len = 4; break;
+  case 'e': case 'r': name_len = 5; break;
+  case 'i': name_len = 2; break;
+  default: return SSE_OK;
+  }
+  if (n < name_len || (n > name_len && s[name_len] != ':')) return SSE_OK;
+  if (n > name_len) {
+    value = s + name_len + 1;
     value_len = n - name_len - 1;
     if (value_len && *value == ' ') {
       value++;
       value_len--;
     }
   } else {
-    name_len = n;
     value = s + n;
     value_len = 0;
   }
   switch (name_len) {
   case 2:
-    if (memcmp(s, "id", 2) == 0 && memchr(value, '\0', value_len) == NULL)
-    {
+    if (memcmp(s, "id", 2) == 0 && !has_nul(value, value_len)) {
       p->id_own = 1;
       return buf_set(&p->id, value, value_len);
     }
@@ -235,22 +292,27 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
     if (bytes[i] == '\n') i++;
   }
   while (i < n) {
-    /* The next line end is the first CR before the next LF, else that LF.
-       memchr finds both fast, and each position is reused until passed: a
-       chunk with no CR at all is searched for one once, and a stream of
-       CR-only line ends is still scanned once for LF. */
-    size_t eol;
-    if (!lf_known || lf < i) {
-      const char *q = memchr(bytes + i, '\n', n - i);
-      lf = q ? (size_t)(q - bytes) : n;
-      lf_known = 1;
+    /* The next line end is the first CR or LF. The line's first 16 bytes
+       are looked at for both at once; past them memchr finds each fast, and
+       each position is reused until passed: a chunk of long lines with no CR
+       at all is searched for one once, and a stream of long CR-only lines is
+       still scanned once for LF. */
+    size_t eol, near = n - i < SHORT_LINE ? n - i : SHORT_LINE;
+    eol = i + find_eol_short(bytes + i, near);
+    if (eol == i + near && near < n - i) { /* a long line: past the first bytes, memchr */
+      size_t from = i + near; /* no CR or LF before it */
+      if (!lf_known || lf < from) {
+        const char *q = memchr(bytes + from, '\n', n - from);
+        lf = q ? (size_t)(q - bytes) : n;
+        lf_known = 1;
+      }
+      if (!cr_known || cr < from) {
+        const char *q = memchr(bytes + from, '\r', n - from);
+        cr = q ? (size_t)(q - bytes) : n;
+        cr_known = 1;
+      }
+      eol = cr < lf ? cr : lf;
     }
-    if (!cr_known || cr < i) {
-      const char *q = memchr(bytes + i, '\r', n - i);
-      cr = q ? (size_t)(q - bytes) : n;
-      cr_known = 1;
-    }
-    eol = cr < lf ? cr : lf;
     if (eol == n) { /* unfinished line: keep it for the next chunk */
       if (p->line.len > p->max_event_size || n - i > p->max_event_size - p->line.len) {
         rc = SSE_ETOOBIG;

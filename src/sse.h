@@ -45,7 +45,8 @@ typedef struct sse_parser {
   sse_buf line;       /* an incomplete line carried over from the last chunk */
   sse_buf data;       /* data buffer of the event being built */
   sse_buf type;       /* event type buffer */
-  sse_buf id;         /* last event ID buffer: set by "id" fields */
+  sse_buf id;         /* the value of this event's id field, while id_own (the WHATWG
+                         "last event ID buffer" is this while id_own, else last_id) */
   sse_buf last_id;    /* last event ID string: the buffer as of the last blank line */
   sse_buf held;       /* the last line completed from p->line, kept while data_ref points in it */
   const char *data_ref; /* the event's only data line so far, not yet copied to data: */

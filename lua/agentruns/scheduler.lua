@@ -17,6 +17,7 @@ while code outside any task waits for a call (a blocking wait steps the
 scheduler too). Outside a task, the library blocks exactly as before.
 ]]
 local compat = require "agentruns.compat"
+local deadlines = require "agentruns.deadlines"
 local host = require "agentruns.host"
 local runtime = require "agentruns.runtime"
 local taskerror = require "agentruns.taskerror"
@@ -36,61 +37,12 @@ changed; so is a join, under the task it waits for. A wait with a deadline is
 also in a heap of deadlines, the earliest first. A sleep is only in the heap.
 Any other wait (no key, or a driver that cannot tell) is asked on every pass.
 ]]
-local keyed = {}          -- key -> { [task] = true }
+local keyed = {}          -- key -> the task waiting on it, or { [task] = true } when several do
 local polled = {}         -- tasks asked on every pass, in the order they began waiting
-local heap = {}           -- tasks with a deadline; task.heap_at is the position, task.wait.deadline the order
+local heap = deadlines.new() -- tasks with a deadline, the earliest first
 local finished_keys = {}  -- tasks that finished since the last pass with a join waiting on them
 
 local TIMER = setmetatable({}, { __name = "agentruns.scheduler.TIMER" }) -- the key of a wait only time ends
-
-local function before(a, b)
-  return a.wait.deadline < b.wait.deadline
-end
-
-local function heap_swap(i, j)
-  heap[i], heap[j] = heap[j], heap[i]
-  heap[i].heap_at, heap[j].heap_at = i, j
-end
-
-local function heap_up(i)
-  while i > 1 do
-    local parent = math.floor(i / 2)
-    if not before(heap[i], heap[parent]) then return end
-    heap_swap(i, parent)
-    i = parent
-  end
-end
-
-local function heap_down(i)
-  local n = #heap
-  while true do
-    local l, r, least = 2 * i, 2 * i + 1, i
-    if l <= n and before(heap[l], heap[least]) then least = l end
-    if r <= n and before(heap[r], heap[least]) then least = r end
-    if least == i then return end
-    heap_swap(i, least)
-    i = least
-  end
-end
-
-local function heap_push(task)
-  heap[#heap + 1] = task
-  task.heap_at = #heap
-  heap_up(#heap)
-end
-
-local function heap_remove(task)
-  local i = task.heap_at
-  if not i then return end
-  task.heap_at = nil
-  local last = table.remove(heap)
-  if last ~= task then
-    heap[i] = last
-    last.heap_at = i
-    heap_down(i)
-    heap_up(last.heap_at)
-  end
-end
 
 local Task = {}
 Task.__index = Task
@@ -103,17 +55,26 @@ local function reported(w)
   return (w.driver ~= nil and w.driver.changed ~= nil) or getmetatable(key) == Task
 end
 
+-- Whether `task` is filed under `key`. A key most often has one task waiting on it, which
+-- keyed holds as it is (a set is made only for a second one): no table per wait.
+local function filed(key, task)
+  local cur = keyed[key]
+  return cur == task or (cur ~= nil and getmetatable(cur) ~= Task and cur[task] == true)
+end
+
 -- File a waiting task where its wait can end: under its key, or with the tasks asked every pass.
 local function file(task)
   local w = task.wait
   if type(w) == "table" and w.key == TIMER and w.deadline then return end -- the heap holds it
   if type(w) == "table" and reported(w) then
-    local set = keyed[w.key]
-    if not set then
-      set = {}
-      keyed[w.key] = set
+    local cur = keyed[w.key]
+    if cur == nil then
+      keyed[w.key] = task
+    elseif getmetatable(cur) == Task then
+      if cur ~= task then keyed[w.key] = { [cur] = true, [task] = true } end
+    else
+      cur[task] = true
     end
-    set[task] = true
   else
     polled[#polled + 1] = task
   end
@@ -123,24 +84,29 @@ end
 local function unfile(task)
   local w = task.wait
   if type(w) == "table" and w.key ~= nil then
-    local set = keyed[w.key]
-    if set then
-      set[task] = nil
-      if next(set) == nil then keyed[w.key] = nil end
+    local cur = keyed[w.key]
+    if cur == task then
+      keyed[w.key] = nil
+    elseif cur ~= nil and getmetatable(cur) ~= Task then
+      cur[task] = nil
+      if next(cur) == nil then keyed[w.key] = nil end
     end
   end
-  heap_remove(task)
+  heap:remove(task)
 end
 
--- The waiter given to every task: yield the condition to the scheduler.
+-- The waiter given to every task: yield the condition to the scheduler, as WAIT and the
+-- four parts of the wait (resume files them in the task's one wait record).
 local task_waiter = {}
+local WAIT = setmetatable({}, { __name = "agentruns.scheduler.WAIT" })
+local NO_ARGS = { n = 0 }
 
 function task_waiter.wait(driver, ready, timeout, key)
   local deadline = timeout and runtime.now() + timeout
   if driver then drivers[driver] = true end
   while not ready() do
     if deadline and runtime.now() >= deadline then return false end
-    coroutine.yield { driver = driver, ready = ready, deadline = deadline, key = key }
+    coroutine.yield(WAIT, driver, ready, deadline, key)
   end
   return true
 end
@@ -152,16 +118,26 @@ end
 
 -- Resume a task once; record its result when it finishes, else file its new wait.
 local function resume(task)
-  local ok, wait = coroutine.resume(task.co, unpack(task.args, 1, task.args.n))
-  task.args = { n = 0 }
+  local ok, wait, driver, ready, deadline, key = coroutine.resume(task.co, unpack(task.args, 1, task.args.n))
+  task.args = NO_ARGS
   if not ok then
     local err = taskerror.with_traceback(task.co, wait)
     task.finished, task.result, task.state.err = true, { n = 2, nil, err }, err
   elseif coroutine.status(task.co) == "dead" then
     task.finished = true
   else
-    task.wait = wait
-    if type(wait) == "table" and wait.deadline then heap_push(task) end
+    if wait == WAIT then -- the record is free again: a task runs only after its wait was unfiled
+      local w = task.record
+      if not w then
+        w = {}
+        task.record = w
+      end
+      w.driver, w.ready, w.deadline, w.key = driver, ready, deadline, key
+      task.wait = w
+      if deadline then heap:push(task) end
+    else
+      task.wait = true -- a bare coroutine.yield: run it again next pass
+    end
     file(task)
   end
   if task.finished then
@@ -177,21 +153,33 @@ The tasks asked are those whose key changed (what the drivers report, and
 the tasks that finished), those whose deadline passed, and those asked on
 every pass; a task asked whose wait still holds is filed again.
 ]]
+-- A pass's list of tasks to ask (list[i], and seen[task] = true for each), kept between passes
+-- so that a pass allocates nothing. A pass takes the spare pair while it runs: one that
+-- re-enters (see below) makes its own, and one that raised leaves the next to make new ones.
+local spare_list, spare_seen
+
+local function add(list, seen, task)
+  if not seen[task] then
+    seen[task] = true
+    list[#list + 1] = task
+  end
+end
+
+local function wake(list, seen, key)
+  local cur = keyed[key]
+  if cur ~= nil then
+    keyed[key] = nil
+    if getmetatable(cur) == Task then
+      add(list, seen, cur)
+    else
+      for task in pairs(cur) do add(list, seen, task) end
+    end
+  end
+end
+
 function M.run_ready()
-  local list, seen = {}, {}
-  local function add(task)
-    if not seen[task] then
-      seen[task] = true
-      list[#list + 1] = task
-    end
-  end
-  local function wake(key)
-    local set = keyed[key]
-    if set then
-      keyed[key] = nil
-      for task in pairs(set) do add(task) end
-    end
-  end
+  local list, seen = spare_list or {}, spare_seen or {}
+  spare_list, spare_seen = nil, nil
   local everything = false
   for d in pairs(drivers) do
     if d.changed then
@@ -199,33 +187,36 @@ function M.run_ready()
       if keys == true then
         everything = true
       elseif keys then
-        for i = 1, #keys do wake(keys[i]) end
+        for i = 1, #keys do wake(list, seen, keys[i]) end
       end
     end
   end
   if #finished_keys > 0 then
     local done = finished_keys
     finished_keys = {}
-    for i = 1, #done do wake(done[i]) end
+    for i = 1, #done do wake(list, seen, done[i]) end
   end
   if everything then
-    for key in pairs(keyed) do wake(key) end
+    for key in pairs(keyed) do wake(list, seen, key) end
   end
   local now = runtime.now()
-  while heap[1] and heap[1].wait.deadline <= now do
-    local task = heap[1]
-    heap_remove(task)
-    add(task)
+  while heap:first() and heap:first().wait.deadline <= now do
+    local task = heap:first()
+    heap:remove(task)
+    add(list, seen, task)
   end
-  local asked = polled
-  polled = {}
-  for i = 1, #asked do add(asked[i]) end
+  if #polled > 0 then
+    local asked = polled
+    polled = {}
+    for i = 1, #asked do add(list, seen, asked[i]) end
+  end
 
   local ran = false
   -- A resumed task may re-enter here (a library call made in a nested
   -- coroutine waits the blocking way, which steps the tasks): the list is
   -- this pass's own, and a task is resumed only while suspended.
-  for _, task in ipairs(list) do
+  for i = 1, #list do
+    local task = list[i]
     local w = task.wait
     if not task.finished and coroutine.status(task.co) == "suspended" then
       if type(w) ~= "table" or w.ready() or (w.deadline and runtime.now() >= w.deadline) then
@@ -233,17 +224,23 @@ function M.run_ready()
         task.wait = nil
         resume(task)
         ran = true
-      elseif not (w.key ~= nil and keyed[w.key] and keyed[w.key][task]) then
+      elseif not (w.key ~= nil and filed(w.key, task)) then
         file(task) -- still waiting: until its key changes again, or the next pass
       end
     end
   end
+  for i = #list, 1, -1 do
+    seen[list[i]] = nil
+    list[i] = nil
+  end
+  spare_list, spare_seen = list, seen
   return ran
 end
 
 --- The earliest deadline a waiting task has (runtime.now() scale), or nil.
 function M.next_deadline()
-  return heap[1] and heap[1].wait.deadline
+  local first = heap:first()
+  return first and first.wait.deadline
 end
 
 --[[

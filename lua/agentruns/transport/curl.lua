@@ -80,17 +80,35 @@ end
 local Stream = {}
 Stream.__index = Stream
 
+-- The ready() of a stream's waits, made once per stream: it drains what the
+-- transfer completed into self.got (a waiter may ask more than once).
+local function stream_ready(self)
+  local t = self.transfer
+  return function()
+    local more = t:events()
+    if #more > 0 then
+      local got = self.got
+      if got then
+        for i = 1, #more do got[#got + 1] = more[i] end
+      else
+        self.got = more
+      end
+      return true
+    end
+    return self.got ~= nil or t:done()
+  end
+end
+
 function Stream:read(timeout)
   local t = self.transfer
   local events = t:events()
   if #events > 0 then return events end
-  runtime.wait(self.driver, function()
-    -- a waiter may ask more than once: keep what earlier asks drained
-    local more = t:events()
-    for i = 1, #more do events[#events + 1] = more[i] end
-    return #events > 0 or t:done()
-  end, timeout, t:key())
-  if #events > 0 or not t:done() then return events end
+  self.got = nil
+  runtime.wait(self.driver, self.ready, timeout, self.key)
+  local got = self.got
+  self.got = nil
+  if got then return got end
+  if not t:done() then return events end -- empty: the timeout passed
   local res, err = t:result()
   if not res then return nil, err end
   if res.status < 200 or res.status > 299 then
@@ -141,7 +159,9 @@ function Transport:open_stream(req, parser)
   local transfer = session:request(transfer_options(req, parser))
   session:perform(0)
   runtime.notify()
-  return setmetatable({ transfer = transfer, driver = self.driver }, Stream)
+  local stream = setmetatable({ transfer = transfer, driver = self.driver, key = transfer:key() }, Stream)
+  stream.ready = stream_ready(stream)
+  return stream
 end
 
 function Transport:sleep(seconds)

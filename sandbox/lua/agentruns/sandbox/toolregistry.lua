@@ -529,6 +529,9 @@ function toolregistry.new(context)
     ex:json(200, user)
   end)
 
+  -- The links auth-url hands out: token -> { users =, user_id =, redirect = }, each good once.
+  local auth_links = {}
+
   -- 201 {authorizeUrl}: a new link each time; the user is created on the first.
   r:add("POST", "/v1/integrations/{customerIntegrationId}/users/{userId}/auth-url", function(ex, p)
     if not authorize(ex) then return end
@@ -544,7 +547,26 @@ function toolregistry.new(context)
       local now = data.iso_ms(context.now())
       users[p.userId] = { userId = p.userId, active = false, createdAt = now, updatedAt = now }
     end
-    ex:json(201, { authorizeUrl = context.base_url() .. "/toolregistry/oauth/start?t=" .. engine.gen:hex(24) })
+    local token = engine.gen:hex(24)
+    auth_links[token] = { users = users, user_id = p.userId, redirect = redirect ~= null and redirect or nil }
+    ex:json(201, { authorizeUrl = context.base_url() .. "/toolregistry/oauth/start?t=" .. token })
+  end)
+
+  -- What an end user's browser opens: the consent is taken as given, the user becomes active,
+  -- and the browser goes to the redirectUri (302) or gets a page saying it is done (200).
+  r:add("GET", "/oauth/start", function(ex)
+    local token = ex:query("t")
+    local link = token and auth_links[token]
+    if not link then
+      return ex:respond(404, "<!doctype html><title>Link not found</title>"
+        .. "<p>This authorization link is unknown or was already used.</p>\n", "text/html; charset=utf-8")
+    end
+    auth_links[token] = nil
+    local user = link.users[link.user_id]
+    user.active, user.updatedAt = true, data.iso_ms(context.now())
+    if link.redirect then return ex:empty(302, { { "location", link.redirect } }) end
+    ex:respond(200, "<!doctype html><title>Authorized</title><p>Authorized. You may close this page.</p>\n",
+      "text/html; charset=utf-8")
   end)
 
   r:add("GET", "/v1/actions", function(ex)
