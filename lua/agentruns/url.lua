@@ -56,16 +56,17 @@ fill_path for a template split by split_path. `checked` (optional) names the
 values known to be non-empty strings of unreserved characters other than "."
 and "..", which go in without another look.
 ]]
+local function part_value(values, name, checked)
+  local v = values[name]
+  if checked and checked[name] then return v end
+  return path_value(v)
+end
+
 function M.fill_parts(parts, values, checked)
   local n = #parts
   if n == 3 then -- one parameter, the usual case
-    local name = parts[2]
-    local v = values[name]
-    if not (checked and checked[name]) then
-      local why
-      v, why = path_value(v)
-      if not v then return nil, name, why end
-    end
+    local v, why = part_value(values, parts[2], checked)
+    if not v then return nil, parts[2], why end
     return parts[1] .. v .. parts[3]
   end
   local out = {}
@@ -73,12 +74,8 @@ function M.fill_parts(parts, values, checked)
     out[i] = parts[i]
     local name = parts[i + 1]
     if name then
-      local v = values[name]
-      if not (checked and checked[name]) then
-        local why
-        v, why = path_value(v)
-        if not v then return nil, name, why end
-      end
+      local v, why = part_value(values, name, checked)
+      if not v then return nil, name, why end
       out[i + 1] = v
     end
   end
