@@ -50,6 +50,7 @@ build = {
     ["agentruns.cli.watch"] = "lua/agentruns/cli/watch.lua",
     ["agentruns.client"] = "lua/agentruns/client.lua",
     ["agentruns.compat"] = "lua/agentruns/compat.lua",
+    ["agentruns.deadlines"] = "lua/agentruns/deadlines.lua",
     ["agentruns.errors"] = "lua/agentruns/errors.lua",
     ["agentruns.happyrobot"] = "lua/agentruns/happyrobot.lua",
     ["agentruns.host"] = "lua/agentruns/host.lua",

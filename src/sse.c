@@ -297,10 +297,12 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
        each position is reused until passed: a chunk of long lines with no CR
        at all is searched for one once, and a stream of long CR-only lines is
        still scanned once for LF. */
-    size_t eol, near = n - i < SHORT_LINE ? n - i : SHORT_LINE;
-    eol = i + find_eol_short(bytes + i, near);
-    if (eol == i + near && near < n - i) { /* a long line: past the first bytes, memchr */
-      size_t from = i + near; /* no CR or LF before it */
+    size_t eol;
+    if (n - i <= SHORT_LINE) { /* the chunk's last bytes */
+      eol = i + find_eol_short(bytes + i, n - i);
+    } else if ((eol = i + find_eol_short(bytes + i, SHORT_LINE)) == i + SHORT_LINE) {
+      /* a long line: past its first bytes, memchr */
+      size_t from = i + SHORT_LINE; /* no CR or LF before it */
       if (!lf_known || lf < from) {
         const char *q = memchr(bytes + from, '\n', n - from);
         lf = q ? (size_t)(q - bytes) : n;
