@@ -200,10 +200,11 @@ function M.run_ready()
     for key in pairs(keyed) do wake(list, seen, key) end
   end
   local now = runtime.now()
-  while heap:first() and heap:first().wait.deadline <= now do
-    local task = heap:first()
-    heap:remove(task)
-    add(list, seen, task)
+  local due = heap:first()
+  while due and due.wait.deadline <= now do
+    heap:remove(due)
+    add(list, seen, due)
+    due = heap:first()
   end
   if #polled > 0 then
     local asked = polled
