@@ -51,17 +51,18 @@ function M.split_path(template)
   return parts
 end
 
---[[
-fill_path for a template split by split_path. `checked` (optional) names the
-values known to be non-empty strings of unreserved characters other than "."
-and "..", which go in without another look.
-]]
+-- The value of path parameter `name` as it goes into the path (see fill_parts), or nil and why.
 local function part_value(values, name, checked)
   local v = values[name]
   if checked and checked[name] then return v end
   return path_value(v)
 end
 
+--[[
+fill_path for a template split by split_path. `checked` (optional) names the
+values known to be non-empty strings of unreserved characters other than "."
+and "..", which go in without another look.
+]]
 function M.fill_parts(parts, values, checked)
   local n = #parts
   if n == 3 then -- one parameter, the usual case
