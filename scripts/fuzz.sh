@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 mkdir -p build/fuzz
 LUA_CFLAGS=$(pkg-config --cflags lua5.4)
+LUA_LIBS=$(pkg-config --libs lua5.4)
 for src in fuzz/*_fuzz.c; do
   name=$(basename "$src" .c)
   clang -g -O1 -std=c99 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -D_POSIX_C_SOURCE=200809L -Isrc $LUA_CFLAGS "$src" src/sse.c src/buf.c src/headers.c -o "build/fuzz/$name"
+    -D_POSIX_C_SOURCE=200809L -Isrc $LUA_CFLAGS "$src" src/sse.c src/buf.c src/headers.c src/ljson.c $LUA_LIBS -o "build/fuzz/$name"
   corpus="build/fuzz/$name-corpus"
   mkdir -p "$corpus"
   seeds=""

@@ -69,6 +69,9 @@ typedef struct agr_sse_api {
 
 /* error.c */
 void agr_open_error(lua_State *L);
+
+/* sse.json_decode (ljson.c): JSON text to Lua values; upvalue 1 is JSON null. */
+int agr_json_decode(lua_State *L);
 void agr_new_error(lua_State *L, const char *kind, const char *message);
 
 /* headers.c -- pure C, fuzzed */

@@ -6,9 +6,9 @@
  *     parser = function(opts) -> SSEParser,
  *     error_metatable = <metatable of error values> (error.c),
  *     null = <JSON null: a userdata that prints as "null">,
- *     json_fix = function(value, nulls) -> value (agentruns.json's walk over
- *                what lua-cjson decoded: its null to ours, whole numbers to
- *                integers; here because every host loads this module),
+ *     json_decode = function(text) -> value | nil, message (ljson.c: the
+ *                decoder agentruns.json uses; here because every host loads
+ *                this module),
  *     version = "x.y.z",
  *   }
  *
@@ -452,47 +452,6 @@ static void push_null(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, AGR_NULL_KEY);
 }
 
-/*
- * Walk a table lua-cjson decoded, in place: its null (a NULL light userdata)
- * becomes sse.null (upvalue 1) when `nulls`, and where Lua has integers a
- * whole number becomes one (12, not 12.0), as the API meant it. Only values
- * change, which lua_next allows while it walks.
- */
-static void fix_decoded(lua_State *L, int t, int nulls, int depth) {
-  luaL_checkstack(L, 4, "JSON nested too deeply");
-  if (depth > 1000) luaL_error(L, "JSON nested too deeply");
-  lua_pushnil(L);
-  while (lua_next(L, t) != 0) {
-    int tv = lua_type(L, -1);
-    if (tv == LUA_TTABLE) {
-      fix_decoded(L, lua_gettop(L), nulls, depth + 1);
-    } else if (tv == LUA_TLIGHTUSERDATA && nulls && lua_touserdata(L, -1) == NULL) {
-      lua_pushvalue(L, -2);
-      lua_pushvalue(L, lua_upvalueindex(1));
-      lua_rawset(L, t);
-#if LUA_VERSION_NUM >= 503
-    } else if (tv == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-      int whole = 0;
-      lua_Integer i = lua_tointegerx(L, -1, &whole);
-      if (whole) {
-        lua_pushvalue(L, -2);
-        lua_pushinteger(L, i);
-        lua_rawset(L, t);
-      }
-#endif
-    }
-    lua_pop(L, 1);
-  }
-}
-
-/* sse.json_fix(value, nulls) -> value: agentruns.json's pass over what cjson decoded. */
-static int json_fix(lua_State *L) {
-  int nulls = lua_toboolean(L, 2);
-  lua_settop(L, 1);
-  if (lua_type(L, 1) == LUA_TTABLE) fix_decoded(L, 1, nulls, 0);
-  return 1;
-}
-
 static agr_sse_api api = { /* not const: a light userdata points at it */
   AGR_SSE_API_VERSION, agr_parser_feed, agr_push_events, agr_parser_pending, agr_sse_strerror,
 };
@@ -520,8 +479,8 @@ int luaopen_agentruns_sse(lua_State *L) {
   agr_open_error(L);
   push_null(L);
   lua_pushvalue(L, -1);
-  lua_pushcclosure(L, json_fix, 1);
-  lua_setfield(L, -3, "json_fix");
+  lua_pushcclosure(L, agr_json_decode, 1);
+  lua_setfield(L, -3, "json_decode");
   lua_setfield(L, -2, "null");
   lua_pushliteral(L, AGR_VERSION);
   lua_setfield(L, -2, "version");

@@ -1,9 +1,10 @@
 --[[
 JSON for request and response bodies.
 
-Decoding uses lua-cjson (a private instance, so the user's cjson settings are
-neither changed nor relied on); a malformed body is an error value, never a
-raise.
+Decoding is agentruns.sse's json_decode, in C, wherever that module loads; a
+bare sandbox (no C modules) decodes with lua-cjson (a private instance, so the
+user's cjson settings are neither changed nor relied on). Either way a
+malformed body is an error value, never a raise.
 
 JSON null is `json.null` (= agentruns.null = agentruns.sse.null): a userdata
 of its own that prints as "null" and, like every userdata, is truthy, so test
@@ -42,14 +43,14 @@ function M.array(t)
   return setmetatable(t or {}, M.array_mt)
 end
 
--- Lua 5.3+ has integers, but cjson 2.1.0 decodes every number as a float:
--- give whole numbers back as integers (12, not 12.0), as the API meant them.
+-- Where agentruns.sse is loaded (every host but a bare sandbox), decoding is
+-- its sse.json_decode: one pass in C that gives whole numbers as integers
+-- where Lua has them and JSON null as ours. Without it, cjson decodes and one
+-- walk over its result does the same: cjson 2.1.0 gives every number as a
+-- float, and its own null.
 local compat = require "agentruns.compat"
 local tointeger = compat.tointeger
 
--- One walk over a decoded table: cjson's null becomes ours, and (where Lua has
--- integers) whole numbers become integers. `nulls` false skips the first.
--- agentruns.sse does it in C (sse.json_fix); this is the walk without it.
 local function fix(v, nulls)
   for k, x in pairs(v) do
     local tx = type(x)
@@ -64,16 +65,13 @@ local function fix(v, nulls)
   end
   return v
 end
-if has_sse and sse.json_fix then fix = sse.json_fix end
 
---- Decode `text`; returns the value, or nil and a message.
-function M.decode(text)
+local function cjson_decode(text)
   local ok, value = pcall(cjson.decode, text)
   if not ok then return nil, (tostring(value):gsub("^.-:%d+: ", "")) end
   local tv = type(value)
   if tv == "table" then
-    -- where Lua has integers the walk is made anyway, and looking for nulls
-    -- in it costs less than searching the text first; on Lua 5.1 and LuaJIT
+    -- where Lua has integers the walk is made anyway; on Lua 5.1 and LuaJIT
     -- text without "null" has no null in it: no walk at all
     if tointeger or text:find("null", 1, true) then return fix(value, true) end
   elseif value == cjson_null then
@@ -82,6 +80,15 @@ function M.decode(text)
     return tointeger(value) or value
   end
   return value
+end
+
+local c_decode = has_sse and sse.json_decode
+
+--- Decode `text`; returns the value, or nil and a message.
+function M.decode(text)
+  if not c_decode then return cjson_decode(text) end
+  if type(text) ~= "string" then return nil, "expected JSON text, got " .. type(text) end
+  return c_decode(text)
 end
 
 local escapes = {
