@@ -686,6 +686,12 @@ describe("agentruns.sse.parser", function()
       local p = sse.parser()
       assert.equal("agentruns.SSEParser expected, got table", reason(pcall(p.feed, {}, "x")))
       assert.equal("agentruns.SSEParser expected, got no value", reason(pcall(p.reset)))
+      -- other userdata, full (a file) and light (cjson's null), are told apart too
+      -- (Lua 5.4 names the type from __name, 5.1 and LuaJIT say userdata)
+      assert.matches("^agentruns.SSEParser expected, got [%w*]+$", reason(pcall(p.feed, io.stdout, "x")))
+      assert.matches("^agentruns.SSEParser expected, got [%w ]+$", reason(pcall(p.feed, require("cjson").null, "x")))
+      assert.matches("^agentruns.SSEParser expected, got [%w.]+$",
+                     reason(pcall(p.last_event_id, require("agentruns.curl").session())))
     end)
 
     it("is collectable, with or without pending input", function()

@@ -47,6 +47,7 @@ typedef struct agr_parser {
   int last_count;   /* array slots the last feed filled: the next one's size hint */
   int mark_inherited; /* flag events whose ID carried over (id_inherited) */
   int empty_ref;    /* registry ref of the empty table a feed with no event returns; 0: none yet */
+  const void *magic; /* lsse.c's parser_magic: tells a parser from other userdata of its size */
 } agr_parser;
 
 /* What agentruns.sse offers other C modules: registry[AGR_SSE_API_KEY] is a
