@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "agentruns.h"
+#include "scan.h"
 
 #define JSON_MAX_DEPTH 200
 
@@ -97,21 +98,9 @@ static void add_utf8(luaL_Buffer *b, unsigned cp) {
   luaL_addlstring(b, u, n);
 }
 
-/* The first '"' or '\\' in [p, end), or end: with SSE2 16 bytes at a time. */
-#if defined(__SSE2__) && defined(__GNUC__)
-#include <emmintrin.h>
-#endif
+/* The first '"' or '\\' in [p, end), or end. */
 static const char *plain_run(const char *p, const char *end) {
-#if defined(__SSE2__) && defined(__GNUC__)
-  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
-  for (; end - p >= 16; p += 16) {
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-    if (m) return p + __builtin_ctz((unsigned)m);
-  }
-#endif
-  while (p < end && *p != '"' && *p != '\\') p++;
-  return p;
+  return p + scan_either(p, (size_t)(end - p), '"', '\\');
 }
 
 /* The rest of a string with escapes; the text before the first backslash

@@ -19,6 +19,7 @@
  * line dispatches the event through the callback.
  */
 #include "sse.h"
+#include "scan.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -130,34 +131,11 @@ SSE_INLINE int dispatch(sse_parser *p) {
   return rc;
 }
 
-/*
- * The first CR or LF among the first bytes of s[0..n): most lines are short
- * (ids, event types, blank lines, small data), and for them one pass over
- * both bytes costs less than a memchr call for each. With SSE2, 16 bytes at
- * a time; elsewhere a plain loop. Returns n when there is none.
- */
-#if defined(__SSE2__) && defined(__GNUC__)
-#include <emmintrin.h>
+/* The first CR or LF among the first bytes of s[0..n), or n: most lines are
+   short (ids, event types, blank lines, small data). */
 SSE_INLINE size_t find_eol_short(const char *s, size_t n) {
-  const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-    int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
-    if (m) return i + (size_t)__builtin_ctz((unsigned)m);
-  }
-  for (; i < n; i++)
-    if (s[i] == '\n' || s[i] == '\r') return i;
-  return n;
+  return scan_either(s, n, '\n', '\r');
 }
-#else
-SSE_INLINE size_t find_eol_short(const char *s, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++)
-    if (s[i] == '\n' || s[i] == '\r') return i;
-  return n;
-}
-#endif
 #define SHORT_LINE 16 /* bytes looked at by find_eol_short before memchr takes over */
 
 /* True when the n bytes of s hold a NUL. IDs are short: a loop costs less than a call. */
