@@ -33,6 +33,8 @@
 #include "scan.h"
 
 #define JSON_MAX_DEPTH 200
+#define STR(x) STR_(x)
+#define STR_(x) #x
 
 typedef struct jdec {
   lua_State *L;
@@ -251,14 +253,6 @@ static int next_item(jdec *d, char close, int *more) {
   return 0;
 }
 
-static int open_container(jdec *d) {
-  if (++d->depth > JSON_MAX_DEPTH) return fail(d, "nested more than 200 levels deep", d->p);
-  /* room for a key, a value and a string buffer's slots */
-  if (!lua_checkstack(d->L, 8)) return fail(d, "nested too deeply for the Lua stack", d->p);
-  d->p++;
-  return 0;
-}
-
 /*
  * A container's members wait on the stack, up to BATCH of them, and the
  * table is made when they are all there (or BATCH are): a table made at its
@@ -295,9 +289,14 @@ static int parse_container(jdec *d, int is_object) {
   lua_State *L = d->L;
   int base = lua_gettop(L), made = 0, pending = 0, n = 0, more = 1, batch;
   char close = is_object ? '}' : ']';
-  if (open_container(d)) return -1;
-  /* room for a batch, or else (a deep text on a small stack) one member at a time */
-  batch = lua_checkstack(L, 2 * BATCH + 8) ? BATCH : 1;
+  if (++d->depth > JSON_MAX_DEPTH)
+    return fail(d, "nested more than " STR(JSON_MAX_DEPTH) " levels deep", d->p);
+  /* room for a batch, or else (a deep text on a small stack) one member at a time;
+     a member needs a key, a value and a string buffer's slots */
+  if (lua_checkstack(L, 2 * BATCH + 8)) batch = BATCH;
+  else if (lua_checkstack(L, 8)) batch = 1;
+  else return fail(d, "nested too deeply for the Lua stack", d->p);
+  d->p++;
   d->p = skip_ws(d->p, d->end);
   if (d->p < d->end && *d->p == close) {
     d->p++;
