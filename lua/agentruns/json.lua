@@ -51,12 +51,12 @@ end
 local compat = require "agentruns.compat"
 local tointeger = compat.tointeger
 
-local function fix(v, nulls)
+local function fix(v)
   for k, x in pairs(v) do
     local tx = type(x)
     if tx == "table" then
-      fix(x, nulls)
-    elseif nulls and x == cjson_null then
+      fix(x)
+    elseif x == cjson_null then
       v[k] = null
     elseif tx == "number" and tointeger then
       local i = tointeger(x)
@@ -73,7 +73,7 @@ local function cjson_decode(text)
   if tv == "table" then
     -- where Lua has integers the walk is made anyway; on Lua 5.1 and LuaJIT
     -- text without "null" has no null in it: no walk at all
-    if tointeger or text:find("null", 1, true) then return fix(value, true) end
+    if tointeger or text:find("null", 1, true) then return fix(value) end
   elseif value == cjson_null then
     return null
   elseif tv == "number" and tointeger then
