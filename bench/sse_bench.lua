@@ -143,34 +143,45 @@ local function check(name, way, chunks, corpus)
   end
 end
 
+-- The ways take turns, run by run (each run a whole number of passes, the same for every
+-- run of a way), so that a machine whose speed drifts while one corpus is measured (a shared
+-- VM does) slows every way alike and the ratios between them stay fair.
 for _, corpus in ipairs(read_manifest(manifest_path)) do
   local f = assert(io.open(corpus.file, "rb"))
   local text = f:read("a")
   f:close()
   local chunks = split(text, CHUNK)
   text = nil -- luacheck: ignore 311
+  local timed, rounds = {}, 0
   for _, entry in ipairs(WAYS) do
     local name, runs = entry[1], entry[3]
     local way = entry[2](chunks)
     check(name, way, chunks, corpus)
     local warm = parse(way, chunks) -- also warms up caches and the JIT
-    local passes = math.max(1, math.ceil(MIN_RUN / warm))
-    local times = {}
-    for run = 1, runs do
-      collectgarbage()
-      local seconds = 0
-      for _ = 1, passes do
-        local s, count = parse(way, chunks)
-        if count ~= corpus.events then error(name .. ": lost events in a timed run") end
-        seconds = seconds + s
-      end
-      times[run] = string.format("%.6f", seconds / passes)
-    end
-    local bytes = 0
-    for i = 1, #chunks do bytes = bytes + #chunks[i] end
-    record("sse", corpus.name, name, runtime, bytes, corpus.events, table.concat(times, ","))
+    timed[#timed + 1] = { name = name, way = way, runs = runs, times = {},
+                          passes = math.max(1, math.ceil(MIN_RUN / warm)) }
+    rounds = math.max(rounds, runs)
   end
-  chunks = nil -- luacheck: ignore 311
+  for run = 1, rounds do
+    for _, t in ipairs(timed) do
+      if run <= t.runs then
+        collectgarbage()
+        local seconds = 0
+        for _ = 1, t.passes do
+          local s, count = parse(t.way, chunks)
+          if count ~= corpus.events then error(t.name .. ": lost events in a timed run") end
+          seconds = seconds + s
+        end
+        t.times[run] = string.format("%.6f", seconds / t.passes)
+      end
+    end
+  end
+  local bytes = 0
+  for i = 1, #chunks do bytes = bytes + #chunks[i] end
+  for _, t in ipairs(timed) do
+    record("sse", corpus.name, t.name, runtime, bytes, corpus.events, table.concat(t.times, ","))
+  end
+  timed, chunks = nil, nil -- luacheck: ignore 311
   collectgarbage()
 end
 
