@@ -67,6 +67,7 @@ build = {
     ["agentruns.runtime"] = "lua/agentruns/runtime.lua",
     ["agentruns.scheduler"] = "lua/agentruns/scheduler.lua",
     ["agentruns.schema"] = "lua/agentruns/schema.lua",
+    ["agentruns.sse_ffi"] = "lua/agentruns/sse_ffi.lua",
     ["agentruns.stream"] = "lua/agentruns/stream.lua",
     ["agentruns.taskerror"] = "lua/agentruns/taskerror.lua",
     ["agentruns.toolregistry"] = "lua/agentruns/toolregistry.lua",

@@ -651,6 +651,83 @@ describe("agentruns.sse.parser", function()
     end)
   end)
 
+  describe("feed's batch", function()
+    -- Under LuaJIT feed is agentruns/sse_ffi.lua's: the C side leaves the events in a batch
+    -- (_feed_batch) and Lua builds the tables through the FFI, then empties the batch.
+    local jit = rawget(_G, "jit")
+
+    it("is read through the FFI under LuaJIT, and in C elsewhere", function()
+      local what = debug.getinfo(sse.parser().feed, "S").what
+      assert.equal(jit and "Lua" or "C", what)
+    end)
+
+    it("gives the same events as feed_flat, whatever the chunking", function()
+      local stream = "retry: 5\r\nid: 1\r\nevent: step\r\ndata: a\r\n\r\n: note\r\ndata: b\r\ndata: c\r\n\r\n" ..
+                     "id:\r\ndata: no id\r\n\r\nid: 9\r\nevent: tool_call\r\ndata: {}\r\n\r\ndata: d\r\n\r\n"
+      local rng = new_rng(2027)
+      for _ = 1, 30 do
+        local chunks = random_split(stream, rng)
+        local from_feed, from_flat = {}, {}
+        local p, q = sse.parser(), sse.parser()
+        for _, chunk in ipairs(chunks) do
+          for _, e in ipairs(assert(p:feed(chunk))) do
+            from_feed[#from_feed + 1] = { e.data, e.event, e.id or "" }
+          end
+          local flat = assert(q:feed_flat(chunk))
+          for i = 1, #flat, 3 do from_flat[#from_flat + 1] = { flat[i], flat[i + 1], flat[i + 2] } end
+        end
+        assert.same(from_flat, from_feed, "chunk sizes " .. sizes(chunks))
+        assert.equal(5, #from_feed)
+      end
+    end)
+
+    it("marks an inherited ID only when asked, and leaves out an empty one", function()
+      local stream = "data: before\n\nid: 4\ndata: own\n\ndata: inherited\n\n"
+      assert.same({ { event = "message", data = "before" }, { event = "message", data = "own", id = "4" },
+                    { event = "message", data = "inherited", id = "4" } }, sse.parser():feed(stream))
+      assert.same({ { event = "message", data = "before" }, { event = "message", data = "own", id = "4" },
+                    { event = "message", data = "inherited", id = "4", id_inherited = true } },
+                  sse.parser({ mark_inherited_ids = true }):feed(stream))
+    end)
+
+    it("delivers events of more than a megabyte in one feed", function()
+      local big = string.rep("x", 700 * 1024)
+      local events = assert(sse.parser():feed("data: " .. big .. "\n\ndata: " .. big .. "y\n\ndata: z\n\n"))
+      assert.same({ 3, big, big .. "y", "z" }, { #events, events[1].data, events[2].data, events[3].data })
+    end)
+
+    it("left full by a build that did not finish makes the parser report itself failed until reset", function()
+      local p = sse.parser()
+      assert.equal(1, (p:_feed_batch("id: 3\ndata: lost\n\n"))) -- as if building had run out of memory
+      local events, err = p:feed("data: next\n\n")
+      assert.is_nil(events)
+      assert.same({ "memory", "out of memory while parsing the event stream" }, { err.kind, tostring(err) })
+      assert.is_nil((p:feed("data: still\n\n")))
+      p:reset()
+      assert.same({ { event = "message", data = "again", id = "3" } }, p:feed("data: again\n\n"))
+    end)
+
+    it("says which argument of feed is wrong, as a method call counts them", function()
+      local p = sse.parser()
+      local ok, err = pcall(function() return p:feed({}) end)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'feed' (string expected, got table)", err, 1, true)
+      ok, err = pcall(function() return p:feed() end)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'feed' (string expected, got no value)", err, 1, true)
+    end)
+
+    if jit then
+      it("refuses a C module whose batch layout differs from the declared one", function()
+        local open = require "agentruns.sse_ffi"
+        local layout = { batch = 1 }
+        local ok, err = pcall(open, { _feed_batch = function() end }, layout)
+        assert.is_false(ok)
+        assert.matches("agentruns.sse and agentruns.sse_ffi come from different builds", err, 1, true)
+      end)
+    end
+  end)
+
   describe("event types in one feed", function()
     -- Types of equal length that follow each other: the parser reuses the Lua string of a
     -- repeated type, and must not mistake a new type for the last one.

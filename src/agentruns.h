@@ -44,6 +44,8 @@ typedef struct agr_parser {
   agr_batch batch;
   int owned;        /* a running transfer feeds this parser */
   int feeding;      /* inside parser:feed; still set after an error unwound one */
+  int big_events;   /* the last feed's events averaged more than lsse.c's BIG_EVENT data bytes */
+  int lent;         /* _feed_batch lent the batch to Lua, which empties it once it took every event */
   int last_count;   /* array slots the last feed filled: the next one's size hint */
   int mark_inherited; /* flag events whose ID carried over (id_inherited) */
   int empty_ref;    /* registry ref of the empty table a feed with no event returns; 0: none yet */
@@ -73,6 +75,7 @@ void agr_open_error(lua_State *L);
 
 /* sse.json_decode (ljson.c): JSON text to Lua values; upvalue 1 is JSON null. */
 int agr_json_decode(lua_State *L);
+void agr_push_null(lua_State *L); /* JSON null (one per state), pushed */
 void agr_new_error(lua_State *L, const char *kind, const char *message);
 
 /* headers.c -- pure C, fuzzed */

@@ -385,3 +385,33 @@ int agr_json_decode(lua_State *L) {
   }
   return 2;
 }
+
+/* null's __tostring. */
+static int null_tostring(lua_State *L) {
+  lua_pushliteral(L, "null");
+  return 1;
+}
+
+/*
+ * Push sse.null, JSON null as a value of its own (agentruns.null): what the
+ * decoder gives for null. lsse.c puts both in agentruns.sse, the C module
+ * every host loads without libcurl. It is a full userdata so that it can have
+ * a metatable of its own (cjson's null is a light userdata, which prints as
+ * "userdata: (nil)" and shares one metatable with every other light
+ * userdata). One per Lua state, kept in the registry, so requiring the module
+ * again gives the same null.
+ */
+void agr_push_null(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, AGR_NULL_KEY);
+  if (!lua_isnil(L, -1)) return;
+  lua_pop(L, 1);
+  (void)lua_newuserdata(L, 1);
+  luaL_newmetatable(L, AGR_NULL_MT);
+  lua_pushcfunction(L, null_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushstring(L, AGR_NULL_MT);
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, AGR_NULL_KEY);
+}

@@ -24,6 +24,7 @@
  * id_inherited = true, so a consumer that skips replayed ids can tell it
  * from a replay.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@
 #include "agentruns.h"
 
 static const char parser_magic = 0; /* its address marks a parser (check_self) */
+
+#define BIG_EVENT 4096 /* data bytes per event above which LuaJIT's feed builds in C (_feed_batch) */
 
 /* Parser callback: append ev to the batch. Non-zero stops the parser. */
 static int batch_push(void *ud, const sse_event *ev) {
@@ -95,6 +98,7 @@ typedef struct event_builder {
   int keys;              /* upvalue index of the keys, or 0 (builder_open) */
   int pending_hint;      /* >= 0: the slots are not pushed yet; the array's size hint */
   lua_Integer n;         /* array slots used */
+  size_t events, bytes;  /* events added, and their data bytes */
   size_t prev_len;       /* the type in slot base + 4; 0: none, or too long to keep */
   char prev_type[64];
 } event_builder;
@@ -131,6 +135,7 @@ static void builder_open(lua_State *L, event_builder *eb, int size_hint, int fla
   eb->keys = keys;
   eb->pending_hint = size_hint;
   eb->n = 0;
+  eb->events = eb->bytes = 0;
   eb->prev_len = 0;
   if (!lazy) builder_push_slots(eb);
 }
@@ -154,6 +159,8 @@ static void builder_add(event_builder *eb, const sse_event *ev) {
   lua_State *L = eb->L;
   int arr = eb->base;
   if (eb->pending_hint >= 0) builder_push_slots(eb);
+  eb->events++;
+  eb->bytes += ev->data_len;
   if (eb->flat) {
     lua_pushlstring(L, ev->data, ev->data_len);
     lua_rawseti(L, arr, (int)++eb->n);
@@ -316,17 +323,45 @@ static void push_empty(lua_State *L, agr_parser *ps) {
   ps->empty_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-/* Feed with results built in place; pushes the array (or nil, err) and returns 1 or 2. */
-static int feed_direct(lua_State *L, int flat) {
+/* nil and the error of a failed feed (events before the failure are dropped with it). */
+static int push_feed_error(lua_State *L, const agr_parser *ps, int rc) {
+  char msg[96];
+  if (rc == SSE_ETOOBIG) {
+    snprintf(msg, sizeof msg, "%s (%.0f bytes)", agr_sse_strerror(rc), (double)ps->p.max_event_size);
+  } else {
+    snprintf(msg, sizeof msg, "%s", agr_sse_strerror(rc));
+  }
+  lua_pushnil(L);
+  agr_new_error(L, rc == SSE_ETOOBIG ? "limit" : "memory", msg);
+  return 2;
+}
+
+/* A feed's first steps: the parser, the bytes, and the failure an unwound feed left. */
+static agr_parser *begin_feed(lua_State *L, const char **s, size_t *n) {
   agr_parser *ps = check_free_parser(L);
-  event_builder eb;
-  size_t n;
-  const char *s = luaL_checklstring(L, 2, &n);
-  int rc;
+  *s = luaL_checklstring(L, 2, n);
+  if (ps->lent) { /* the batch still full: Lua's build stopped half way */
+    ps->lent = 0;
+    ps->batch.arena.len = 0;
+    if (ps->batch.n) {
+      ps->batch.n = 0;
+      ps->feeding = 1;
+    }
+  }
   if (ps->feeding) { /* an error unwound the last feed half way through */
     ps->feeding = 0;
     if (ps->p.error == SSE_OK) ps->p.error = SSE_ENOMEM;
   }
+  return ps;
+}
+
+/* Feed with results built in place; pushes the array (or nil, err) and returns 1 or 2. */
+static int feed_direct(lua_State *L, int flat) {
+  event_builder eb;
+  size_t n;
+  const char *s;
+  agr_parser *ps = begin_feed(L, &s, &n);
+  int rc;
   /* sized as the last result with events was: a stream's chunks complete similar counts */
   builder_open(L, &eb, ps->last_count, flat, ps->mark_inherited, UP_KEYS, 1);
   ps->p.on_event = direct_push;
@@ -336,23 +371,13 @@ static int feed_direct(lua_State *L, int flat) {
   ps->feeding = 0;
   ps->p.on_event = batch_push;
   ps->p.ud = &ps->batch;
-  if (rc != SSE_OK) {
-    char msg[96];
-    if (rc == SSE_ETOOBIG) {
-      snprintf(msg, sizeof msg, "%s (%.0f bytes)", agr_sse_strerror(rc),
-               (double)ps->p.max_event_size);
-    } else {
-      snprintf(msg, sizeof msg, "%s", agr_sse_strerror(rc));
-    }
-    lua_pushnil(L); /* events before the failure are dropped with it */
-    agr_new_error(L, rc == SSE_ETOOBIG ? "limit" : "memory", msg);
-    return 2;
-  }
+  if (rc != SSE_OK) return push_feed_error(L, ps, rc);
   if (eb.n == 0) {
     push_empty(L, ps);
   } else {
     lua_settop(L, eb.base);
     ps->last_count = eb.n > 4096 ? 4096 : (int)eb.n;
+    ps->big_events = eb.bytes / eb.events > BIG_EVENT;
   }
   if (flat) {
     lua_pushinteger(L, eb.n / 3);
@@ -369,6 +394,46 @@ static int parser_feed(lua_State *L) {
 /* parser:feed_flat(bytes) -> { data, event, id, data, event, id, ... }, count | nil, err */
 static int parser_feed_flat(lua_State *L) {
   return feed_direct(L, 1);
+}
+
+/*
+ * parser:_feed_batch(bytes) -> count, batch, mark_inherited_ids | events | nil, err
+ *
+ * LuaJIT's parser:feed (agentruns/sse_ffi.lua). The events stay in the batch,
+ * which Lua reads through the FFI and then empties by setting its count to 0.
+ * A feed that completes no event returns the parser's empty table, as feed
+ * does. Events are built here instead, the array returned, when they hold
+ * more than a megabyte (which gives their memory back at once), and after a
+ * feed whose events averaged more than BIG_EVENT data bytes: copying those
+ * into the batch costs more than the FFI saves, so until a feed's events are
+ * small again they go straight from the parser into Lua strings. A batch still holding events
+ * at the next call means building them failed half way (an allocation error
+ * in Lua): the parser then reports itself failed, as after such an error in
+ * feed.
+ */
+static int parser_feed_batch(lua_State *L) {
+  size_t n;
+  const char *s;
+  agr_parser *ps = check_self(L);
+  int rc;
+  if (ps->big_events) return feed_direct(L, 0);
+  ps = begin_feed(L, &s, &n);
+  rc = sse_feed(&ps->p, s, n);
+  if (rc != SSE_OK) {
+    ps->batch.n = 0;
+    ps->batch.arena.len = 0;
+    return push_feed_error(L, ps, rc);
+  }
+  if (ps->batch.n == 0 || ps->batch.arena.len > 1024 * 1024) {
+    agr_push_events(L, ps);
+    return 1;
+  }
+  ps->big_events = ps->batch.arena.len / ps->batch.n > BIG_EVENT;
+  ps->lent = 1;
+  lua_pushinteger(L, (lua_Integer)ps->batch.n);
+  lua_pushlightuserdata(L, &ps->batch);
+  lua_pushboolean(L, ps->mark_inherited);
+  return 3;
 }
 
 /* parser:last_event_id() -> string */
@@ -393,6 +458,7 @@ static int parser_reset(lua_State *L) {
   agr_parser *ps = check_free_parser(L);
   sse_reset(&ps->p);
   ps->feeding = 0;
+  ps->lent = 0;
   ps->batch.n = 0;
   ps->batch.arena.len = 0;
   return 0;
@@ -418,6 +484,7 @@ static int parser_tostring(lua_State *L) {
 static const luaL_Reg parser_methods[] = {
   { "feed", parser_feed },
   { "feed_flat", parser_feed_flat },
+  { "_feed_batch", parser_feed_batch },
   { "last_event_id", parser_last_event_id },
   { "retry", parser_retry },
   { "reset", parser_reset },
@@ -430,38 +497,71 @@ static const luaL_Reg parser_meta[] = {
   { NULL, NULL }
 };
 
-/* null's __tostring. */
-static int null_tostring(lua_State *L) {
-  lua_pushliteral(L, "null");
-  return 1;
-}
-
-/*
- * Push sse.null, JSON null as a value of its own (agentruns.null). It lives
- * here because this is the C module every host loads without libcurl. It is
- * a full userdata so that it can have a metatable of its own (cjson's null is
- * a light userdata, which prints as "userdata: (nil)" and shares one
- * metatable with every other light userdata). One per Lua state, kept in the
- * registry, so requiring the module again gives the same null.
- */
-static void push_null(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, AGR_NULL_KEY);
-  if (!lua_isnil(L, -1)) return;
-  lua_pop(L, 1);
-  (void)lua_newuserdata(L, 1);
-  luaL_newmetatable(L, AGR_NULL_MT);
-  lua_pushcfunction(L, null_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushstring(L, AGR_NULL_MT);
-  lua_setfield(L, -2, "__name");
-  lua_setmetatable(L, -2);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, AGR_NULL_KEY);
-}
-
 static agr_sse_api api = { /* not const: a light userdata points at it */
   AGR_SSE_API_VERSION, agr_parser_feed, agr_push_events, agr_parser_pending, agr_sse_strerror,
 };
+
+/* Set t[name] = value for the table on top of the stack. */
+static void set_size(lua_State *L, const char *name, size_t value) {
+  lua_pushinteger(L, (lua_Integer)value);
+  lua_setfield(L, -2, name);
+}
+
+/* The batch's layout as agentruns/sse_ffi.lua declares it, for it to check. */
+static void push_batch_layout(lua_State *L) {
+  lua_createtable(L, 0, 13);
+  set_size(L, "batch", sizeof(agr_batch));
+  set_size(L, "arena", offsetof(agr_batch, arena));
+  set_size(L, "recs", offsetof(agr_batch, recs));
+  set_size(L, "n", offsetof(agr_batch, n));
+  set_size(L, "buf", sizeof(sse_buf));
+  set_size(L, "buf_len", offsetof(sse_buf, len));
+  set_size(L, "rec", sizeof(agr_event_rec));
+  set_size(L, "type_off", offsetof(agr_event_rec, type_off));
+  set_size(L, "type_len", offsetof(agr_event_rec, type_len));
+  set_size(L, "data_off", offsetof(agr_event_rec, data_off));
+  set_size(L, "data_len", offsetof(agr_event_rec, data_len));
+  set_size(L, "id_off", offsetof(agr_event_rec, id_off));
+  set_size(L, "id_len", offsetof(agr_event_rec, id_len));
+  set_size(L, "id_own", offsetof(agr_event_rec, id_own));
+}
+
+/*
+ * Under LuaJIT, agentruns/sse_ffi.lua (where it is installed beside this
+ * module) replaces the parser's feed with one that builds the event tables
+ * in Lua from the batch, read through the FFI: the JIT compiles that loop,
+ * where the classic C API cannot be. It is given the methods table (on top
+ * of the stack) and the batch layout. A module that is there but fails to
+ * load makes this one fail too, rather than be slower without a word.
+ */
+static void open_ffi_feed(lua_State *L) {
+  int methods = lua_gettop(L);
+  lua_getglobal(L, "jit");
+  lua_getglobal(L, "package");
+  if (!lua_istable(L, -2) || !lua_istable(L, -1)) {
+    lua_settop(L, methods);
+    return;
+  }
+  lua_getfield(L, -1, "searchpath");
+  lua_pushliteral(L, "agentruns.sse_ffi");
+  lua_getfield(L, -3, "path");
+  if (!lua_isfunction(L, -3) || !lua_isstring(L, -1)) {
+    lua_settop(L, methods);
+    return;
+  }
+  lua_call(L, 2, 1);
+  if (lua_isnil(L, -1)) { /* not installed: the C feed stays */
+    lua_settop(L, methods);
+    return;
+  }
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "agentruns.sse_ffi");
+  lua_call(L, 1, 1);
+  lua_pushvalue(L, methods);
+  push_batch_layout(L);
+  lua_call(L, 2, 0);
+  lua_settop(L, methods);
+}
 
 AGR_EXPORT int luaopen_agentruns_sse(lua_State *L);
 
@@ -476,6 +576,7 @@ int luaopen_agentruns_sse(lua_State *L) {
   lua_pushliteral(L, "data");
   lua_pushliteral(L, "id");
   luaL_setfuncs(L, parser_methods, N_UPVALUES);
+  open_ffi_feed(L);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushlightuserdata(L, &api);
@@ -484,7 +585,7 @@ int luaopen_agentruns_sse(lua_State *L) {
   lua_pushcfunction(L, parser_new);
   lua_setfield(L, -2, "parser");
   agr_open_error(L);
-  push_null(L);
+  agr_push_null(L);
   lua_pushvalue(L, -1);
   lua_pushcclosure(L, agr_json_decode, 1);
   lua_setfield(L, -3, "json_decode");
