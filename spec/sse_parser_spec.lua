@@ -787,9 +787,10 @@ end)
 
 describe("agentruns.sse alone", function()
   -- a child process, since this one has libcurl loaded already
-  local function run(code)
+  local function run(code, path)
     local interp = require("spec.support.sandbox").interpreter()
-    local cmd = string.format("env LUA_PATH=%q LUA_CPATH=%q %s -e %q 2>&1", package.path, package.cpath, interp, code)
+    local cmd = string.format("env LUA_PATH=%q LUA_CPATH=%q %s -e %q 2>&1", path or package.path, package.cpath,
+                              interp, code)
     local p = assert(io.popen(cmd))
     local out = p:read("*a")
     p:close()
@@ -814,4 +815,30 @@ describe("agentruns.sse alone", function()
   it("is what agentruns.curl builds on, which does load libcurl", function()
     assert.matches("^libcurl: libcurl", run('require "agentruns.curl"' .. MAPS))
   end)
+
+  local FEED = 'local p = require("agentruns.sse").parser(); local e = p:feed("id: 1\\ndata: a\\n\\n")[1]; ' ..
+               'io.write(debug.getinfo(p.feed, "S").what, " ", e.data, " ", e.id)'
+
+  it("builds in C when agentruns/sse_ffi.lua is not installed beside it", function()
+    assert.equal("C a 1", run(FEED, "./nowhere/?.lua"))
+  end)
+
+  if rawget(_G, "jit") then
+    it("fails to load, saying why, when agentruns/sse_ffi.lua is there but broken", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir -p " .. dir .. "/agentruns"))
+      local f = assert(io.open(dir .. "/agentruns/sse_ffi.lua", "w"))
+      f:write('error("sse_ffi is broken here")\n')
+      f:close()
+      local out = run(FEED, dir .. "/?.lua;" .. package.path)
+      os.execute("rm -r " .. dir)
+      assert.matches("sse_ffi is broken here", out, 1, true)
+      assert.not_matches("^Lua a 1", out)
+    end)
+
+    it("builds through the FFI when agentruns/sse_ffi.lua is found", function()
+      assert.equal("Lua a 1", run(FEED))
+    end)
+  end
 end)

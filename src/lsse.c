@@ -406,10 +406,10 @@ static int parser_feed_flat(lua_State *L) {
  * more than a megabyte (which gives their memory back at once), and after a
  * feed whose events averaged more than BIG_EVENT data bytes: copying those
  * into the batch costs more than the FFI saves, so until a feed's events are
- * small again they go straight from the parser into Lua strings. A batch still holding events
- * at the next call means building them failed half way (an allocation error
- * in Lua): the parser then reports itself failed, as after such an error in
- * feed.
+ * small again they go straight from the parser into Lua strings. A batch
+ * still holding events at the next call means building them failed half way
+ * (an allocation error in Lua): the parser then reports itself failed, as
+ * after such an error in feed.
  */
 static int parser_feed_batch(lua_State *L) {
   size_t n;
@@ -531,32 +531,31 @@ static void push_batch_layout(lua_State *L) {
  * module) replaces the parser's feed with one that builds the event tables
  * in Lua from the batch, read through the FFI: the JIT compiles that loop,
  * where the classic C API cannot be. It is given the methods table (on top
- * of the stack) and the batch layout. A module that is there but fails to
- * load makes this one fail too, rather than be slower without a word.
+ * of the stack) and the batch layout. It is found by `require`, so by any
+ * searcher the host has (Neovim's runtimepath too). Only its absence leaves
+ * the C feed in place: a module that is there but fails to load makes this
+ * one fail too, rather than be slower without a word.
  */
 static void open_ffi_feed(lua_State *L) {
+  static const char name[] = "agentruns.sse_ffi";
   int methods = lua_gettop(L);
   lua_getglobal(L, "jit");
-  lua_getglobal(L, "package");
-  if (!lua_istable(L, -2) || !lua_istable(L, -1)) {
-    lua_settop(L, methods);
-    return;
-  }
-  lua_getfield(L, -1, "searchpath");
-  lua_pushliteral(L, "agentruns.sse_ffi");
-  lua_getfield(L, -3, "path");
-  if (!lua_isfunction(L, -3) || !lua_isstring(L, -1)) {
-    lua_settop(L, methods);
-    return;
-  }
-  lua_call(L, 2, 1);
-  if (lua_isnil(L, -1)) { /* not installed: the C feed stays */
-    lua_settop(L, methods);
-    return;
-  }
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "agentruns.sse_ffi");
-  lua_call(L, 1, 1);
+  if (!lua_istable(L, -2) || !lua_isfunction(L, -1)) {
+    lua_settop(L, methods);
+    return;
+  }
+  lua_pushstring(L, name);
+  if (lua_pcall(L, 1, 1, 0) != 0) {
+    const char *msg = lua_tostring(L, -1);
+    char missing[64];
+    snprintf(missing, sizeof missing, "module '%s' not found", name);
+    if (msg != NULL && strstr(msg, missing) != NULL) { /* not installed: the C feed stays */
+      lua_settop(L, methods);
+      return;
+    }
+    lua_error(L);
+  }
   lua_pushvalue(L, methods);
   push_batch_layout(L);
   lua_call(L, 2, 0);
