@@ -681,6 +681,35 @@ describe("agentruns.sse.parser", function()
       end
     end)
 
+    it("gives the same events as feed_flat when large and small events take turns", function()
+      -- feeds of events over 4 KB are built in C, the next feed of small ones in Lua again
+      local big = string.rep("b", 8 * 1024)
+      local parts = {}
+      for i = 1, 12 do
+        local data = (i % 4 < 2) and big .. i or "small " .. i
+        parts[#parts + 1] = (i % 3 == 0 and "" or "id: " .. i .. "\n") .. "data: " .. data .. "\n\n"
+      end
+      local stream = table.concat(parts)
+      local rng = new_rng(4099)
+      for _ = 1, 10 do
+        local chunks = random_split(stream, rng)
+        local from_feed, from_flat = {}, {}
+        local p, q = sse.parser({ mark_inherited_ids = true }), sse.parser()
+        for _, chunk in ipairs(chunks) do
+          for _, e in ipairs(assert(p:feed(chunk))) do
+            from_feed[#from_feed + 1] = { e.data, e.event, e.id or "", e.id_inherited or false }
+          end
+          local flat = assert(q:feed_flat(chunk))
+          for i = 1, #flat, 3 do
+            local n = #from_flat + 1
+            from_flat[n] = { flat[i], flat[i + 1], flat[i + 2], n % 3 == 0 }
+          end
+        end
+        assert.same(from_flat, from_feed, "chunk sizes " .. sizes(chunks))
+        assert.equal(12, #from_feed)
+      end
+    end)
+
     it("marks an inherited ID only when asked, and leaves out an empty one", function()
       local stream = "data: before\n\nid: 4\ndata: own\n\ndata: inherited\n\n"
       assert.same({ { event = "message", data = "before" }, { event = "message", data = "own", id = "4" },

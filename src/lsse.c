@@ -98,7 +98,7 @@ typedef struct event_builder {
   int keys;              /* upvalue index of the keys, or 0 (builder_open) */
   int pending_hint;      /* >= 0: the slots are not pushed yet; the array's size hint */
   lua_Integer n;         /* array slots used */
-  size_t events, bytes;  /* events added, and their data bytes */
+  size_t bytes;          /* data bytes of the events added */
   size_t prev_len;       /* the type in slot base + 4; 0: none, or too long to keep */
   char prev_type[64];
 } event_builder;
@@ -135,7 +135,7 @@ static void builder_open(lua_State *L, event_builder *eb, int size_hint, int fla
   eb->keys = keys;
   eb->pending_hint = size_hint;
   eb->n = 0;
-  eb->events = eb->bytes = 0;
+  eb->bytes = 0;
   eb->prev_len = 0;
   if (!lazy) builder_push_slots(eb);
 }
@@ -159,7 +159,6 @@ static void builder_add(event_builder *eb, const sse_event *ev) {
   lua_State *L = eb->L;
   int arr = eb->base;
   if (eb->pending_hint >= 0) builder_push_slots(eb);
-  eb->events++;
   eb->bytes += ev->data_len;
   if (eb->flat) {
     lua_pushlstring(L, ev->data, ev->data_len);
@@ -336,10 +335,9 @@ static int push_feed_error(lua_State *L, const agr_parser *ps, int rc) {
   return 2;
 }
 
-/* A feed's first steps: the parser, the bytes, and the failure an unwound feed left. */
-static agr_parser *begin_feed(lua_State *L, const char **s, size_t *n) {
-  agr_parser *ps = check_free_parser(L);
-  *s = luaL_checklstring(L, 2, n);
+/* A feed's first steps, once ps is known free: the bytes, and the failure an unwound feed left. */
+static const char *begin_feed(lua_State *L, agr_parser *ps, size_t *n) {
+  const char *s = luaL_checklstring(L, 2, n);
   if (ps->lent) { /* the batch still full: Lua's build stopped half way */
     ps->lent = 0;
     ps->batch.arena.len = 0;
@@ -352,15 +350,15 @@ static agr_parser *begin_feed(lua_State *L, const char **s, size_t *n) {
     ps->feeding = 0;
     if (ps->p.error == SSE_OK) ps->p.error = SSE_ENOMEM;
   }
-  return ps;
+  return s;
 }
 
 /* Feed with results built in place; pushes the array (or nil, err) and returns 1 or 2. */
 static int feed_direct(lua_State *L, int flat) {
   event_builder eb;
   size_t n;
-  const char *s;
-  agr_parser *ps = begin_feed(L, &s, &n);
+  agr_parser *ps = check_free_parser(L);
+  const char *s = begin_feed(L, ps, &n);
   int rc;
   /* sized as the last result with events was: a stream's chunks complete similar counts */
   builder_open(L, &eb, ps->last_count, flat, ps->mark_inherited, UP_KEYS, 1);
@@ -377,7 +375,7 @@ static int feed_direct(lua_State *L, int flat) {
   } else {
     lua_settop(L, eb.base);
     ps->last_count = eb.n > 4096 ? 4096 : (int)eb.n;
-    ps->big_events = eb.bytes / eb.events > BIG_EVENT;
+    ps->big_events = eb.bytes / (size_t)(flat ? eb.n / 3 : eb.n) > BIG_EVENT;
   }
   if (flat) {
     lua_pushinteger(L, eb.n / 3);
@@ -414,21 +412,21 @@ static int parser_feed_flat(lua_State *L) {
 static int parser_feed_batch(lua_State *L) {
   size_t n;
   const char *s;
-  agr_parser *ps = check_self(L);
+  agr_parser *ps = check_free_parser(L);
   int rc;
   if (ps->big_events) return feed_direct(L, 0);
-  ps = begin_feed(L, &s, &n);
+  s = begin_feed(L, ps, &n);
   rc = sse_feed(&ps->p, s, n);
   if (rc != SSE_OK) {
     ps->batch.n = 0;
     ps->batch.arena.len = 0;
     return push_feed_error(L, ps, rc);
   }
+  if (ps->batch.n) ps->big_events = ps->batch.arena.len / ps->batch.n > BIG_EVENT;
   if (ps->batch.n == 0 || ps->batch.arena.len > 1024 * 1024) {
     agr_push_events(L, ps);
     return 1;
   }
-  ps->big_events = ps->batch.arena.len / ps->batch.n > BIG_EVENT;
   ps->lent = 1;
   lua_pushinteger(L, (lua_Integer)ps->batch.n);
   lua_pushlightuserdata(L, &ps->batch);
