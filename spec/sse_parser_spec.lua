@@ -661,24 +661,33 @@ describe("agentruns.sse.parser", function()
       assert.equal(jit and "Lua" or "C", what)
     end)
 
+    -- Random chunkings of stream give feed the events feed_flat gives, count of them; with
+    -- inherited, feed marks inherited IDs and inherited(n) says whether event n's is one.
+    local function agrees_with_flat(stream, seed, rounds, count, inherited)
+      local rng = new_rng(seed)
+      for _ = 1, rounds do
+        local chunks = random_split(stream, rng)
+        local from_feed, from_flat = {}, {}
+        local p, q = sse.parser({ mark_inherited_ids = inherited ~= nil }), sse.parser()
+        for _, chunk in ipairs(chunks) do
+          for _, e in ipairs(assert(p:feed(chunk))) do
+            from_feed[#from_feed + 1] = { e.data, e.event, e.id or "", e.id_inherited or false }
+          end
+          local flat = assert(q:feed_flat(chunk))
+          for i = 1, #flat, 3 do
+            local n = #from_flat + 1
+            from_flat[n] = { flat[i], flat[i + 1], flat[i + 2], inherited ~= nil and inherited(n) }
+          end
+        end
+        assert.same(from_flat, from_feed, "chunk sizes " .. sizes(chunks))
+        assert.equal(count, #from_feed)
+      end
+    end
+
     it("gives the same events as feed_flat, whatever the chunking", function()
       local stream = "retry: 5\r\nid: 1\r\nevent: step\r\ndata: a\r\n\r\n: note\r\ndata: b\r\ndata: c\r\n\r\n" ..
                      "id:\r\ndata: no id\r\n\r\nid: 9\r\nevent: tool_call\r\ndata: {}\r\n\r\ndata: d\r\n\r\n"
-      local rng = new_rng(2027)
-      for _ = 1, 30 do
-        local chunks = random_split(stream, rng)
-        local from_feed, from_flat = {}, {}
-        local p, q = sse.parser(), sse.parser()
-        for _, chunk in ipairs(chunks) do
-          for _, e in ipairs(assert(p:feed(chunk))) do
-            from_feed[#from_feed + 1] = { e.data, e.event, e.id or "" }
-          end
-          local flat = assert(q:feed_flat(chunk))
-          for i = 1, #flat, 3 do from_flat[#from_flat + 1] = { flat[i], flat[i + 1], flat[i + 2] } end
-        end
-        assert.same(from_flat, from_feed, "chunk sizes " .. sizes(chunks))
-        assert.equal(5, #from_feed)
-      end
+      agrees_with_flat(stream, 2027, 30, 5)
     end)
 
     it("gives the same events as feed_flat when large and small events take turns", function()
@@ -689,25 +698,7 @@ describe("agentruns.sse.parser", function()
         local data = (i % 4 < 2) and big .. i or "small " .. i
         parts[#parts + 1] = (i % 3 == 0 and "" or "id: " .. i .. "\n") .. "data: " .. data .. "\n\n"
       end
-      local stream = table.concat(parts)
-      local rng = new_rng(4099)
-      for _ = 1, 10 do
-        local chunks = random_split(stream, rng)
-        local from_feed, from_flat = {}, {}
-        local p, q = sse.parser({ mark_inherited_ids = true }), sse.parser()
-        for _, chunk in ipairs(chunks) do
-          for _, e in ipairs(assert(p:feed(chunk))) do
-            from_feed[#from_feed + 1] = { e.data, e.event, e.id or "", e.id_inherited or false }
-          end
-          local flat = assert(q:feed_flat(chunk))
-          for i = 1, #flat, 3 do
-            local n = #from_flat + 1
-            from_flat[n] = { flat[i], flat[i + 1], flat[i + 2], n % 3 == 0 }
-          end
-        end
-        assert.same(from_flat, from_feed, "chunk sizes " .. sizes(chunks))
-        assert.equal(12, #from_feed)
-      end
+      agrees_with_flat(table.concat(parts), 4099, 10, 12, function(n) return n % 3 == 0 end)
     end)
 
     it("marks an inherited ID only when asked, and leaves out an empty one", function()
