@@ -40,7 +40,7 @@ CFLAGS_ALL = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(OPT)
 LDFLAGS_ALL = -shared $(LDFLAGS)
 
 # agentruns.sse: the parser, nothing but Lua linked; agentruns.curl: sessions and transfers.
-SSE_SRCS := src/lsse.c src/ljson.c src/sse.c src/buf.c src/error.c
+SSE_SRCS := src/lsse.c src/levents.c src/ljson.c src/sse.c src/buf.c src/error.c
 CURL_SRCS := src/lcurl.c src/session.c src/transfer.c src/request.c src/headers.c src/buf.c src/error.c
 HDRS := $(wildcard src/*.h)
 SSE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SSE_SRCS))

@@ -30,7 +30,7 @@ build = {
   type = "builtin",
   modules = {
     ["agentruns.sse"] = {
-      sources = { "src/lsse.c", "src/ljson.c", "src/sse.c", "src/buf.c", "src/error.c" },
+      sources = { "src/lsse.c", "src/levents.c", "src/ljson.c", "src/sse.c", "src/buf.c", "src/error.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
     },
     ["agentruns.curl"] = {

@@ -710,6 +710,19 @@ describe("agentruns.sse.parser", function()
                   sse.parser({ mark_inherited_ids = true }):feed(stream))
     end)
 
+    it("keeps the order and the IDs when a large event follows small ones in one chunk", function()
+      -- under LuaJIT the small ones wait in the batch; the large one is built in C, after them
+      local big = string.rep("L", 5000)
+      local p = sse.parser({ mark_inherited_ids = true })
+      assert.same({ { event = "message", data = "one", id = "1" },
+                    { event = "step", data = "two", id = "2" },
+                    { event = "message", data = big, id = "2", id_inherited = true },
+                    { event = "message", data = "four", id = "4" } },
+                  p:feed("id: 1\ndata: one\n\nid: 2\nevent: step\ndata: two\n\ndata: " .. big ..
+                         "\n\nid: 4\ndata: four\n\n"))
+      assert.same({ { event = "message", data = "five", id = "4", id_inherited = true } }, p:feed("data: five\n\n"))
+    end)
+
     it("delivers events of more than a megabyte in one feed", function()
       local big = string.rep("x", 700 * 1024)
       local events = assert(sse.parser():feed("data: " .. big .. "\n\ndata: " .. big .. "y\n\ndata: z\n\n"))

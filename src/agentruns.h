@@ -78,6 +78,27 @@ int agr_json_decode(lua_State *L);
 void agr_push_null(lua_State *L); /* JSON null (one per state), pushed */
 void agr_new_error(lua_State *L, const char *kind, const char *message);
 
+/* levents.c -- a feed's events as a Lua array (see there). */
+typedef struct agr_builder {
+  lua_State *L;
+  int base;
+  int flat;              /* feed_flat: data, event, id as three array slots */
+  int mark_inherited;    /* id_inherited = true on an event whose ID carried over */
+  int keys;              /* upvalue index of the keys, or 0 (agr_builder_open) */
+  int pending_hint;      /* >= 0: the slots are not pushed yet; the array's size hint */
+  lua_Integer n;         /* array slots used */
+  size_t bytes;          /* data bytes of the events added */
+  size_t prev_len;       /* the type in slot base + 4; 0: none, or too long to keep */
+  char prev_type[64];
+} agr_builder;
+void agr_builder_open(lua_State *L, agr_builder *eb, int size_hint, int flat, int mark_inherited,
+                      int keys, int lazy);
+void agr_builder_add(agr_builder *eb, const sse_event *ev);
+int agr_builder_push(void *ud, const sse_event *ev); /* sse_event_fn: agr_builder_add on ud */
+void agr_builder_add_batch(agr_builder *eb, agr_batch *b);
+void agr_push_events(lua_State *L, agr_parser *ps);
+void agr_push_empty(lua_State *L, agr_parser *ps);
+
 /* headers.c -- pure C, fuzzed */
 int agr_header_split(const char *line, size_t n, const char **name, size_t *name_len,
                      const char **value, size_t *value_len);

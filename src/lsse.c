@@ -12,12 +12,15 @@
  *     version = "x.y.z",
  *   }
  *
- * The parser's callback never touches Lua: it copies each completed event
- * into a batch (one byte arena plus an array of offsets). The batch becomes
- * one Lua array of event tables when the caller asks for it -- after a feed,
- * or when a streaming transfer is drained -- so Lua is entered once per
- * chunk, not once per event, and an allocation error raised by Lua can
- * never leave the parser half way through a line.
+ * A chunk's events reach Lua in one of three ways. parser:feed and
+ * feed_flat build their array while the parser runs, straight from its
+ * buffers (levents.c). A transfer's parser copies each event into a batch
+ * (one byte arena plus an array of offsets), made one array when the
+ * transfer is drained. Under LuaJIT, feed is agentruns/sse_ffi.lua's: small
+ * events go into the batch, which Lua reads through the FFI, and a large
+ * one is built here as feed builds it. Should Lua raise an allocation error
+ * inside a build, the parser reports itself failed until reset() rather
+ * than go on from the middle of a chunk.
  *
  * An event whose lines set no id still carries the last event ID (WHATWG).
  * With the option mark_inherited_ids such an event also gets
@@ -80,144 +83,6 @@ static int agr_parser_feed(agr_parser *ps, const char *bytes, size_t n) {
 
 static size_t agr_parser_pending(const agr_parser *ps) {
   return ps->batch.arena.len + ps->batch.n * sizeof(agr_event_rec);
-}
-
-/*
- * Building the Lua side of events, for the batch (a transfer's events) and
- * for parser:feed / feed_flat alike. The stack holds, from `base`: the
- * result array, the keys "event", "data" and "id" (pushed once, reused), and
- * the last event type's string: a stream repeats a handful of types, and
- * interning the same bytes for every event is measurable. The type is
- * compared with a copy, because the parser changes its type buffer in place.
- */
-typedef struct event_builder {
-  lua_State *L;
-  int base;
-  int flat;              /* feed_flat: data, event, id as three array slots */
-  int mark_inherited;    /* id_inherited = true on an event whose ID carried over */
-  int keys;              /* upvalue index of the keys, or 0 (builder_open) */
-  int pending_hint;      /* >= 0: the slots are not pushed yet; the array's size hint */
-  lua_Integer n;         /* array slots used */
-  size_t bytes;          /* data bytes of the events added */
-  size_t prev_len;       /* the type in slot base + 4; 0: none, or too long to keep */
-  char prev_type[64];
-} event_builder;
-
-/* Push the array and the builder's other slots (see event_builder). */
-static void builder_push_slots(event_builder *eb) {
-  lua_State *L = eb->L;
-  luaL_checkstack(L, 10, "too many events");
-  lua_createtable(L, eb->pending_hint, 0);
-  eb->pending_hint = -1;
-  if (eb->keys) {
-    lua_pushvalue(L, lua_upvalueindex(eb->keys));
-    lua_pushvalue(L, lua_upvalueindex(eb->keys + 1));
-    lua_pushvalue(L, lua_upvalueindex(eb->keys + 2));
-  } else {
-    lua_pushliteral(L, "event");
-    lua_pushliteral(L, "data");
-    lua_pushliteral(L, "id");
-  }
-  lua_pushnil(L);
-}
-
-/* Start building at the top of the stack, with an array sized for size_hint
-   slots. keys: 0, or the upvalue index of "event" (then "data", "id" follow
-   it), cheaper to copy than interning the literals again on every feed.
-   lazy: the slots are pushed with the first event, so that a build with no
-   event pushes and allocates nothing. */
-static void builder_open(lua_State *L, event_builder *eb, int size_hint, int flat, int mark_inherited,
-                         int keys, int lazy) {
-  eb->L = L;
-  eb->base = lua_gettop(L) + 1;
-  eb->flat = flat;
-  eb->mark_inherited = mark_inherited;
-  eb->keys = keys;
-  eb->pending_hint = size_hint;
-  eb->n = 0;
-  eb->bytes = 0;
-  eb->prev_len = 0;
-  if (!lazy) builder_push_slots(eb);
-}
-
-/* The event type as a Lua string on top of the stack; a repeat reuses the last one. */
-static void push_type(event_builder *eb, const sse_event *ev) {
-  lua_State *L = eb->L;
-  if (eb->prev_len && ev->type_len == eb->prev_len && memcmp(ev->type, eb->prev_type, eb->prev_len) == 0) {
-    lua_pushvalue(L, eb->base + 4);
-    return;
-  }
-  lua_pushlstring(L, ev->type, ev->type_len);
-  lua_pushvalue(L, -1);
-  lua_replace(L, eb->base + 4);
-  eb->prev_len = ev->type_len <= sizeof eb->prev_type ? ev->type_len : 0;
-  memcpy(eb->prev_type, ev->type, eb->prev_len);
-}
-
-/* Append one event to the array. */
-static void builder_add(event_builder *eb, const sse_event *ev) {
-  lua_State *L = eb->L;
-  int arr = eb->base;
-  if (eb->pending_hint >= 0) builder_push_slots(eb);
-  eb->bytes += ev->data_len;
-  if (eb->flat) {
-    lua_pushlstring(L, ev->data, ev->data_len);
-    lua_rawseti(L, arr, (int)++eb->n);
-    push_type(eb, ev);
-    lua_rawseti(L, arr, (int)++eb->n);
-    lua_pushlstring(L, ev->id, ev->id_len);
-    lua_rawseti(L, arr, (int)++eb->n);
-    return;
-  }
-  lua_createtable(L, 0, 3);
-  lua_pushvalue(L, arr + 1);
-  push_type(eb, ev);
-  lua_rawset(L, -3);
-  lua_pushvalue(L, arr + 2);
-  lua_pushlstring(L, ev->data, ev->data_len);
-  lua_rawset(L, -3);
-  if (ev->id_len) {
-    lua_pushvalue(L, arr + 3);
-    lua_pushlstring(L, ev->id, ev->id_len);
-    lua_rawset(L, -3);
-    if (!ev->id_own && eb->mark_inherited) { /* the ID carried over from an earlier event */
-      lua_pushboolean(L, 1);
-      lua_setfield(L, -2, "id_inherited");
-    }
-  }
-  lua_rawseti(L, arr, (int)++eb->n);
-}
-
-static void push_empty(lua_State *L, agr_parser *ps);
-
-/* Push the batched events as one array (the parser's empty table when there
-   are none, as parser:feed does) and empty the batch. */
-static void agr_push_events(lua_State *L, agr_parser *ps) {
-  agr_batch *b = &ps->batch;
-  event_builder eb;
-  size_t i;
-  if (b->n == 0) {
-    push_empty(L, ps);
-    return;
-  }
-  builder_open(L, &eb, b->n > 0x7fffffff ? 0x7fffffff : (int)b->n, 0, ps->mark_inherited, 0, 0);
-  for (i = 0; i < b->n; i++) {
-    const agr_event_rec *r = &b->recs[i];
-    sse_event ev;
-    ev.type = b->arena.p + r->type_off;
-    ev.type_len = r->type_len;
-    ev.data = b->arena.p + r->data_off;
-    ev.data_len = r->data_len;
-    ev.id = b->arena.p + r->id_off;
-    ev.id_len = r->id_len;
-    ev.id_own = r->id_own;
-    builder_add(&eb, &ev);
-  }
-  lua_settop(L, eb.base);
-  b->n = 0;
-  b->arena.len = 0;
-  /* Give back memory a burst of large events left behind. */
-  if (b->arena.cap > 1024 * 1024) sse_buf_free(&b->arena);
 }
 
 static agr_parser *agr_checkparser(lua_State *L, int idx) {
@@ -284,44 +149,6 @@ static agr_parser *check_free_parser(lua_State *L) {
   return ps;
 }
 
-/*
- * parser:feed and parser:feed_flat build their results while the parser
- * runs: the callback puts each event into the Lua array at once, straight
- * from the parser's buffers (or from the caller's chunk), with no batch copy
- * in between. Lua can raise an allocation error inside it; that unwinds
- * through sse_feed, so `feeding` stays set and the next call reports the
- * parser as failed (memory) until reset() instead of going on from the
- * middle of a chunk.
- */
-static int direct_push(void *ud, const sse_event *ev) {
-  builder_add(ud, ev);
-  return 0;
-}
-
-/*
- * Push the parser's empty result: a feed that completes no event returns the
- * same empty table each time, so that it allocates nothing. It is checked
- * first: should the caller have put something in it (or given it a
- * metatable), a new one takes its place.
- */
-static void push_empty(lua_State *L, agr_parser *ps) {
-  if (ps->empty_ref > 0) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ps->empty_ref);
-    if (lua_getmetatable(L, -1)) {
-      lua_pop(L, 2); /* the table and its metatable */
-    } else {
-      lua_pushnil(L);
-      if (lua_next(L, -2) == 0) return; /* still empty: hand it out again */
-      lua_pop(L, 3); /* the table, a key and its value */
-    }
-    luaL_unref(L, LUA_REGISTRYINDEX, ps->empty_ref);
-    ps->empty_ref = 0;
-  }
-  lua_newtable(L);
-  lua_pushvalue(L, -1);
-  ps->empty_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
 /* nil and the error of a failed feed (events before the failure are dropped with it). */
 static int push_feed_error(lua_State *L, const agr_parser *ps, int rc) {
   char msg[96];
@@ -348,6 +175,8 @@ static const char *begin_feed(lua_State *L, agr_parser *ps, size_t *n) {
   }
   if (ps->feeding) { /* an error unwound the last feed half way through */
     ps->feeding = 0;
+    ps->p.on_event = batch_push; /* its callback's state is gone */
+    ps->p.ud = &ps->batch;
     if (ps->p.error == SSE_OK) ps->p.error = SSE_ENOMEM;
   }
   return s;
@@ -355,14 +184,14 @@ static const char *begin_feed(lua_State *L, agr_parser *ps, size_t *n) {
 
 /* Feed with results built in place; pushes the array (or nil, err) and returns 1 or 2. */
 static int feed_direct(lua_State *L, int flat) {
-  event_builder eb;
+  agr_builder eb;
   size_t n;
   agr_parser *ps = check_free_parser(L);
   const char *s = begin_feed(L, ps, &n);
   int rc;
   /* sized as the last result with events was: a stream's chunks complete similar counts */
-  builder_open(L, &eb, ps->last_count, flat, ps->mark_inherited, UP_KEYS, 1);
-  ps->p.on_event = direct_push;
+  agr_builder_open(L, &eb, ps->last_count, flat, ps->mark_inherited, UP_KEYS, 1);
+  ps->p.on_event = agr_builder_push;
   ps->p.ud = &eb;
   ps->feeding = 1;
   rc = sse_feed(&ps->p, s, n);
@@ -371,7 +200,7 @@ static int feed_direct(lua_State *L, int flat) {
   ps->p.ud = &ps->batch;
   if (rc != SSE_OK) return push_feed_error(L, ps, rc);
   if (eb.n == 0) {
-    push_empty(L, ps);
+    agr_push_empty(L, ps);
   } else {
     lua_settop(L, eb.base);
     ps->last_count = eb.n > 4096 ? 4096 : (int)eb.n;
@@ -382,6 +211,32 @@ static int feed_direct(lua_State *L, int flat) {
     return 2;
   }
   return 1;
+}
+
+/*
+ * _feed_batch's callback. Small events go into the batch. A large one (over
+ * BIG_EVENT data bytes) is not copied there: from it on, the feed's events
+ * are built as feed builds them, the batched ones first, and the feed
+ * returns the array.
+ */
+typedef struct spill {
+  lua_State *L;
+  agr_parser *ps;
+  int building;          /* the events go to eb, not to the batch */
+  agr_builder eb;
+} spill;
+
+static int spill_push(void *ud, const sse_event *ev) {
+  spill *sp = ud;
+  agr_batch *b = &sp->ps->batch;
+  if (!sp->building) {
+    if (ev->data_len <= BIG_EVENT) return batch_push(b, ev);
+    sp->building = 1;
+    agr_builder_open(sp->L, &sp->eb, b->n < 4096 ? (int)b->n + 1 : 4096, 0, sp->ps->mark_inherited, UP_KEYS, 0);
+    agr_builder_add_batch(&sp->eb, b);
+  }
+  agr_builder_add(&sp->eb, ev);
+  return 0;
 }
 
 /* parser:feed(bytes) -> events | nil, err */
@@ -400,11 +255,13 @@ static int parser_feed_flat(lua_State *L) {
  * LuaJIT's parser:feed (agentruns/sse_ffi.lua). The events stay in the batch,
  * which Lua reads through the FFI and then empties by setting its count to 0.
  * A feed that completes no event returns the parser's empty table, as feed
- * does. Events are built here instead, the array returned, when they hold
- * more than a megabyte (which gives their memory back at once), and after a
- * feed whose events averaged more than BIG_EVENT data bytes: copying those
- * into the batch costs more than the FFI saves, so until a feed's events are
- * small again they go straight from the parser into Lua strings. A batch
+ * does. Events are built here instead, the array returned, when one of
+ * them holds more than BIG_EVENT data bytes (spill_push), when together they
+ * hold more than a megabyte (which gives their memory back at once), and
+ * after a feed whose events averaged more than BIG_EVENT data bytes: copying
+ * those into the batch costs more than the FFI saves, so until a feed's
+ * events are small again they go straight from the parser into Lua strings.
+ * A batch
  * still holding events at the next call means building them failed half way
  * (an allocation error in Lua): the parser then reports itself failed, as
  * after such an error in feed.
@@ -413,14 +270,30 @@ static int parser_feed_batch(lua_State *L) {
   size_t n;
   const char *s;
   agr_parser *ps = check_free_parser(L);
-  int rc;
+  spill sp;
+  int rc, top;
   if (ps->big_events) return feed_direct(L, 0);
   s = begin_feed(L, ps, &n);
+  top = lua_gettop(L);
+  sp.L = L;
+  sp.ps = ps;
+  sp.building = 0;
+  ps->p.on_event = spill_push;
+  ps->p.ud = &sp;
+  ps->feeding = 1;
   rc = sse_feed(&ps->p, s, n);
+  ps->feeding = 0;
+  ps->p.on_event = batch_push;
+  ps->p.ud = &ps->batch;
   if (rc != SSE_OK) {
     ps->batch.n = 0;
     ps->batch.arena.len = 0;
     return push_feed_error(L, ps, rc);
+  }
+  if (lua_gettop(L) > top) { /* a large event came: the feed's events were built (spill_push) */
+    lua_settop(L, sp.eb.base);
+    ps->big_events = sp.eb.bytes / (size_t)sp.eb.n > BIG_EVENT;
+    return 1;
   }
   if (ps->batch.n) ps->big_events = ps->batch.arena.len / ps->batch.n > BIG_EVENT;
   if (ps->batch.n == 0 || ps->batch.arena.len > 1024 * 1024) {
