@@ -201,23 +201,33 @@ function report.requests()
     return median(numbers(r[4]))
   end
   table.sort(records, function(a, b) return order(a) < order(b) end)
-  local rows, goal_ok, worst = {}, true, nil
+  -- worst.wall / worst.cpu = { ratio =, runtime = }: get_run's highest of each against the C loop
+  local rows, worst = {}, {}
+  local function note(what, ratio, runtime)
+    if ratio and (not worst[what] or ratio > worst[what].ratio) then
+      worst[what] = { ratio = ratio, runtime = runtime }
+    end
+  end
   for _, r in ipairs(records) do
     local wall, cpu = numbers(r[4]), numbers(r[5] or "")
     local ratio = base_wall and median(wall) / base_wall
-    local has_cpu = #cpu > 0
+    local cpu_ratio = #cpu > 0 and base_cpu and median(cpu) / base_cpu or nil
     rows[#rows + 1] = { r[2], r[3], spread(wall, "%.1f"), ratio and string.format("%.2fx", ratio) or "-",
-                        has_cpu and spread(cpu, "%.1f") or "-",
-                        has_cpu and base_cpu and string.format("%.2fx", median(cpu) / base_cpu) or "-" }
-    if r[2] == "agentruns get_run" and ratio then
-      if ratio > 1.3 then goal_ok = false end
-      if not worst or ratio > worst.ratio then worst = { ratio = ratio, runtime = r[3] } end
+                        #cpu > 0 and spread(cpu, "%.1f") or "-",
+                        cpu_ratio and string.format("%.2fx", cpu_ratio) or "-" }
+    if r[2] == "agentruns get_run" then
+      note("wall", ratio, r[3])
+      note("cpu", cpu_ratio, r[3])
     end
   end
   print_table({ "client", "runtime", "wall us/request", "vs C loop", "client CPU us/request", "vs C loop" }, rows)
-  if worst then
-    print(string.format("goal: agentruns get_run (JSON decode included) within 1.3x of the C loop -- %s " ..
-                        "(highest %.2fx, %s)", verdict(goal_ok), worst.ratio, worst.runtime))
+  if worst.wall and worst.cpu then
+    print(string.format("goal: agentruns get_run (JSON decode included) within 1.3x of the C loop in wall time " ..
+                        "and in client CPU, both interpreters -- %s (highest %.2fx wall, %s; %.2fx CPU, %s)",
+                        verdict(worst.wall.ratio <= 1.3 and worst.cpu.ratio <= 1.3), worst.wall.ratio,
+                        worst.wall.runtime, worst.cpu.ratio, worst.cpu.runtime))
+  else
+    print("goal: agentruns get_run within 1.3x of the C loop -- not measured (a row is missing)")
   end
 end
 
