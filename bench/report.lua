@@ -80,7 +80,8 @@ local input = path and assert(io.open(path)) or io.stdin
 for line in input:lines() do
   local fields = split(line, "\t")
   if fields[1] == section or (section == "requests" and fields[1] == "request")
-    or (section == "neovim" and fields[1] == "nvim") or (section == "sse" and fields[1] == "linear") then
+    or (section == "neovim" and fields[1] == "nvim")
+    or (section == "sse" and (fields[1] == "linear" or fields[1] == "read")) then
     records[#records + 1] = fields
   end
 end
@@ -92,15 +93,18 @@ local report = {}
 
 function report.sse()
   local corpora, order, linear = {}, {}, {}
+  local read, read_order = {}, {}
   for _, r in ipairs(records) do
-    if r[1] == "sse" then
+    if r[1] == "sse" or r[1] == "read" then
       local name = r[2]
-      if not corpora[name] then
-        corpora[name] = {}
-        order[#order + 1] = name
+      local into, names = corpora, order
+      if r[1] == "read" then into, names = read, read_order end
+      if not into[name] then
+        into[name] = {}
+        names[#names + 1] = name
       end
-      table.insert(corpora[name], { parser = r[3], runtime = r[4], bytes = tonumber(r[5]),
-                                    events = tonumber(r[6]), times = numbers(r[7]) })
+      table.insert(into[name], { parser = r[3], runtime = r[4], bytes = tonumber(r[5]),
+                                 events = tonumber(r[6]), times = numbers(r[7]) })
     elseif r[1] == "linear" then
       linear[#linear + 1] = r
     end
@@ -164,6 +168,40 @@ function report.sse()
                           verdict(low.ratio >= g[3]), low.ratio, low.corpus, low.runtime))
     else
       print(string.format("goal: %s -- not measured (a row is missing)", g[2]))
+    end
+  end
+  if #read_order > 0 then
+    print()
+    print("the same corpora read from their files in chunks of the same size, as a stream's consumer gets " ..
+          "them (node decodes each read with StringDecoder); median (min-max)")
+    local read_rows, low = {}, nil
+    for _, name in ipairs(read_order) do
+      local list = read[name]
+      table.sort(list, function(a, b)
+        if rank(a) ~= rank(b) then return rank(a) < rank(b) end
+        return a.runtime < b.runtime
+      end)
+      local base = rank(list[1]) == 1 and rate(list[1]) or nil
+      local top = rate(list[1])
+      local div, unit = 1, ""
+      if top >= 1e6 then div, unit = 1e6, "M" elseif top >= 1e3 then div, unit = 1e3, "k" end
+      for i, e in ipairs(list) do
+        local ratio = base and rate(e) / base
+        read_rows[#read_rows + 1] = {
+          i == 1 and string.format("%s (%.1f MB, %d events)", name, e.bytes / MB, e.events) or "",
+          e.parser, e.runtime, spread(map(e.times, function(t) return e.events / t / div end), "%.2f", unit),
+          spread(map(e.times, function(t) return e.bytes / MB / t end), "%.0f"),
+          ratio and string.format("%.2fx", ratio) or "-" }
+        if rank(e) == 3 and name ~= "large" and ratio and (not low or ratio < low.ratio) then
+          low = { ratio = ratio, corpus = name, runtime = e.runtime }
+        end
+      end
+    end
+    print_table({ "corpus", "parser", "runtime", "events/s", "MB/s", "vs eventsource-parser" }, read_rows)
+    if low then
+      print(string.format("goal, read from the file: agentruns.sse feed_flat >= 1.00x eventsource-parser on small " ..
+                          "and crlf, both interpreters -- %s (lowest %.2fx: %s, %s)", verdict(low.ratio >= 1.0),
+                          low.ratio, low.corpus, low.runtime))
     end
   end
   if #linear > 0 then

@@ -2,8 +2,9 @@
 # The benchmarks behind `make bench`: agentruns side by side with what users would pick
 # instead, in one run (bench/README.md explains every figure).
 #
-#   1. SSE parsing: agentruns.core (Lua 5.4, LuaJIT) vs npm eventsource-parser vs a pure-Lua
-#      parser, on three corpora generated once into build/bench/
+#   1. SSE parsing: agentruns.sse (Lua 5.4, LuaJIT) vs npm eventsource-parser vs a pure-Lua
+#      parser, on three corpora generated once into build/bench/, held in memory and read
+#      from their files
 #   2. Requests: get_run against a local nginx vs a C libcurl loop, LuaSocket, the curl CLI
 #   3. Concurrency: 50 calls answered in 200 ms each, gathered vs one vs sequential
 #   4. Memory: peak RSS of a long stream_events and a long each_run, at two sizes each;
@@ -122,6 +123,7 @@ for interp in lua5.4 luajit; do
   cc -std=c99 -O2 -shared -fPIC $(pkg-config --cflags "$interp" 2>/dev/null) -o "$OUT/$interp/table_floor.so" \
     bench/table_floor.c >> "$LOG" 2>&1 || echo "  (table floor for $interp did not build; see $LOG)"
   lua_measure "$interp" bench/sse_bench.lua "$OUT/sse-corpora.txt" "$CHUNK"
+  lua_measure "$interp" bench/sse_bench.lua "$OUT/sse-corpora.txt" "$CHUNK" read # a process of its own
 done
 report sse
 
