@@ -29,7 +29,8 @@ It answers whatever the transport needs to be tested against, chosen by path:
 Run: luajit spec/support/test_server.lua  -> prints "listening on http://127.0.0.1:PORT".
      luajit spec/support/test_server.lua 0 tls  -> the same over TLS with a self-signed
      certificate ("listening on https://..."), which a verifying client must refuse.
-Every request sleeps for at most a few seconds and every stream is bounded.
+Every request sleeps for at most a few seconds and every stream is bounded. A HEAD request
+gets its route's status and headers and no body.
 ]]
 local cqueues = require "cqueues"
 local http_server = require "http.server"
@@ -237,8 +238,21 @@ function routes.stats(stream)
   respond(stream, 200, cjson.encode { connections = connections })
 end
 
+-- What a route writes, as a HEAD request is answered: the headers, then no body.
+local function head_only(stream)
+  return setmetatable({
+    write_headers = function(_, headers) return stream:write_headers(headers, true) end,
+    write_chunk = function() return true end,
+  }, { __index = function(_, key)
+    local value = stream[key]
+    if type(value) ~= "function" then return value end
+    return function(_, ...) return value(stream, ...) end
+  end })
+end
+
 local function onstream(_, stream)
   local req_headers = assert(stream:get_headers())
+  if req_headers:get(":method") == "HEAD" then stream = head_only(stream) end
   local target = req_headers:get(":path")
   local path, query = target:match("^([^?]*)%??(.*)$")
   local name, arg = path:match("^/([%w%-]+)/?(.*)$")
