@@ -81,6 +81,13 @@ valgrind:
 fuzz:
 	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
 
+# fuzz/unwind_test.c under ASan: a feed that an allocation error unwinds leaves nothing behind.
+build/unwind_test: fuzz/unwind_test.c $(SSE_SRCS) $(HDRS)
+	@mkdir -p build
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Werror -g -O1 -fno-omit-frame-pointer \
+	  -fsanitize=address,undefined -fno-sanitize-recover=undefined -Isrc \
+	  $(shell pkg-config --cflags lua5.4) fuzz/unwind_test.c $(SSE_SRCS) $(shell pkg-config --libs lua5.4) -o $@
+
 bench: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	@$(MAKE) --no-print-directory LUA=luajit

@@ -82,6 +82,12 @@ asan_suite() {
     busted_suite "asan+ubsan (lua5.4)" lua5.4 build/asan env LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
 }
 
+# fuzz/unwind_test.c: every allocation of a feed refused in turn; ASan catches a dangling callback.
+unwind_test() {
+  make --no-print-directory -s build/unwind_test &&
+    ASAN_OPTIONS=detect_stack_use_after_return=1:detect_leaks=1 build/unwind_test
+}
+
 valgrind_suite() {
   build LUA=lua5.4 BUILD=build/valgrind OPT="-g -O1" LDFLAGS="-Wl,-z,nodelete"
   busted_suite "valgrind (lua5.4)" lua5.4 build/valgrind \
@@ -183,6 +189,7 @@ case "${1:-all}" in
     check "src.rock install luajit" src_rock_install 5.1 luajit LUA_INCDIR=/usr/include/luajit-2.1
     check "README install lua5.4" readme_install lua5.4
     check "README install luajit" readme_install luajit
+    check "a feed an allocation error unwound (ASan)" unwind_test
     asan_suite
     valgrind_suite
     ;;

@@ -77,7 +77,33 @@ static const char *agr_sse_strerror(int rc) {
   }
 }
 
+/*
+ * Before the parser is fed again, by hand or by a transfer: what a feed that
+ * did not finish left behind. A batch still lent to Lua, whose build of it
+ * stopped half way, is dropped. A feed that an error unwound left the
+ * callback pointing at that feed's own state, which is gone with its C
+ * frame: the callback goes back to the batch. Either way the parser then
+ * reports itself failed (memory) until reset().
+ */
+static void settle(agr_parser *ps) {
+  if (ps->lent) {
+    ps->lent = 0;
+    ps->batch.arena.len = 0;
+    if (ps->batch.n) {
+      ps->batch.n = 0;
+      ps->feeding = 1;
+    }
+  }
+  if (ps->feeding) {
+    ps->feeding = 0;
+    ps->p.on_event = batch_push;
+    ps->p.ud = &ps->batch;
+    if (ps->p.error == SSE_OK) ps->p.error = SSE_ENOMEM;
+  }
+}
+
 static int agr_parser_feed(agr_parser *ps, const char *bytes, size_t n) {
+  settle(ps);
   return sse_feed(&ps->p, bytes, n);
 }
 
@@ -165,20 +191,7 @@ static int push_feed_error(lua_State *L, const agr_parser *ps, int rc) {
 /* A feed's first steps, once ps is known free: the bytes, and the failure an unwound feed left. */
 static const char *begin_feed(lua_State *L, agr_parser *ps, size_t *n) {
   const char *s = luaL_checklstring(L, 2, n);
-  if (ps->lent) { /* the batch still full: Lua's build stopped half way */
-    ps->lent = 0;
-    ps->batch.arena.len = 0;
-    if (ps->batch.n) {
-      ps->batch.n = 0;
-      ps->feeding = 1;
-    }
-  }
-  if (ps->feeding) { /* an error unwound the last feed half way through */
-    ps->feeding = 0;
-    ps->p.on_event = batch_push; /* its callback's state is gone */
-    ps->p.ud = &ps->batch;
-    if (ps->p.error == SSE_OK) ps->p.error = SSE_ENOMEM;
-  }
+  settle(ps);
   return s;
 }
 
@@ -328,7 +341,9 @@ static int parser_retry(lua_State *L) {
 static int parser_reset(lua_State *L) {
   agr_parser *ps = check_free_parser(L);
   sse_reset(&ps->p);
-  ps->feeding = 0;
+  ps->feeding = 0; /* and the callback back on the batch, should an error have unwound a feed */
+  ps->p.on_event = batch_push;
+  ps->p.ud = &ps->batch;
   ps->lent = 0;
   ps->batch.n = 0;
   ps->batch.arena.len = 0;
