@@ -195,10 +195,9 @@ local function in_memory()
 end
 
 -- The same corpora read from their files in CHUNK-byte reads, as a consumer of a stream gets
--- its bytes: only the chunk at hand is alive, where above the whole corpus is. With that much
--- less in memory the collector runs more often on smaller heaps, and LuaJIT's string table
--- holds far fewer dead strings, which changes its figures (bench/README.md). Each pass opens
--- the file and feeds a fresh parser; feed and feed_flat take turns run by run.
+-- its bytes: only the chunk at hand is alive, where above the whole corpus is. What the heap
+-- holds changes LuaJIT's figures a great deal (bench/README.md). Each pass opens the file and
+-- feeds a fresh parser; feed and feed_flat take turns run by run.
 local function read_way(flat)
   return function(file)
     local f = assert(io.open(file, "rb"))

@@ -274,10 +274,9 @@ static int parser_feed_flat(lua_State *L) {
  * after a feed whose events averaged more than BIG_EVENT data bytes: copying
  * those into the batch costs more than the FFI saves, so until a feed's
  * events are small again they go straight from the parser into Lua strings.
- * A batch
- * still holding events at the next call means building them failed half way
- * (an allocation error in Lua): the parser then reports itself failed, as
- * after such an error in feed.
+ * A batch still holding events at the next call means building them failed
+ * half way (an allocation error in Lua): the parser then reports itself
+ * failed, as after such an error in feed.
  */
 static int parser_feed_batch(lua_State *L) {
   size_t n;
