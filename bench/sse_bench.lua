@@ -15,7 +15,7 @@
 -- With "read" as its third argument it instead reads each corpus from its file in chunks of
 -- the same size, as a stream's consumer gets its bytes, and feeds them to feed and feed_flat;
 -- scripts/bench.sh runs that part in a process of its own, since what the first parts leave
--- in the heap slows LuaJIT's string interning (3.2 against 1.6 M events/s for feed_flat).
+-- in the heap slows LuaJIT (3.2 against 1.6 M events/s for feed_flat).
 --
 -- It prints one tab-separated record per measurement for bench/report.lua:
 --   sse     corpus  parser  runtime  bytes  events  seconds-per-pass,...
