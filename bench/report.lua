@@ -126,20 +126,24 @@ function report.sse()
       lowest[goal] = { ratio = ratio, corpus = name, runtime = runtime }
     end
   end
-  for _, name in ipairs(order) do
-    local list = corpora[name]
+  -- Sort a corpus's rows (eventsource-parser first); the divisor and unit its rates are shown in.
+  local function arrange(list)
     table.sort(list, function(a, b)
       if rank(a) ~= rank(b) then return rank(a) < rank(b) end
       return a.runtime < b.runtime
     end)
+    local top = rate(list[1])
+    if top >= 1e6 then return 1e6, "M" elseif top >= 1e3 then return 1e3, "k" end
+    return 1, ""
+  end
+  for _, name in ipairs(order) do
+    local list = corpora[name]
+    local div, unit = arrange(list)
     local base, floors = nil, {}
     for _, e in ipairs(list) do
       if rank(e) == 1 then base = rate(e) end
       if rank(e) == 4 then floors[e.runtime] = rate(e) end
     end
-    local top = rate(list[1])
-    local div, unit = 1, ""
-    if top >= 1e6 then div, unit = 1e6, "M" elseif top >= 1e3 then div, unit = 1e3, "k" end
     for i, e in ipairs(list) do
       local eps = map(e.times, function(t) return e.events / t / div end)
       local mbs = map(e.times, function(t) return e.bytes / MB / t end)
@@ -177,14 +181,8 @@ function report.sse()
     local read_rows, low = {}, nil
     for _, name in ipairs(read_order) do
       local list = read[name]
-      table.sort(list, function(a, b)
-        if rank(a) ~= rank(b) then return rank(a) < rank(b) end
-        return a.runtime < b.runtime
-      end)
+      local div, unit = arrange(list)
       local base = rank(list[1]) == 1 and rate(list[1]) or nil
-      local top = rate(list[1])
-      local div, unit = 1, ""
-      if top >= 1e6 then div, unit = 1e6, "M" elseif top >= 1e3 then div, unit = 1e3, "k" end
       for i, e in ipairs(list) do
         local ratio = base and rate(e) / base
         read_rows[#read_rows + 1] = {
