@@ -38,7 +38,7 @@ static void builder_push_slots(agr_builder *eb) {
    lazy: the slots are pushed with the first event, so that a build with no
    event pushes and allocates nothing. */
 void agr_builder_open(lua_State *L, agr_builder *eb, int size_hint, int flat, int mark_inherited,
-                         int keys, int lazy) {
+                      int keys, int lazy) {
   eb->L = L;
   eb->base = lua_gettop(L) + 1;
   eb->flat = flat;
@@ -98,8 +98,6 @@ void agr_builder_add(agr_builder *eb, const sse_event *ev) {
   }
   lua_rawseti(L, arr, (int)++eb->n);
 }
-
-void agr_push_empty(lua_State *L, agr_parser *ps);
 
 /* Append the batched events to the array and empty the batch. */
 void agr_builder_add_batch(agr_builder *eb, agr_batch *b) {

@@ -195,6 +195,23 @@ static const char *begin_feed(lua_State *L, agr_parser *ps, size_t *n) {
   return s;
 }
 
+/*
+ * Run the parser over s with fn(ud, event) as its callback, then put the
+ * callback back on the batch. `feeding` stays set only if a Lua error
+ * unwinds through fn: settle() then repairs the rest.
+ */
+static int feed_through(agr_parser *ps, sse_event_fn fn, void *ud, const char *s, size_t n) {
+  int rc;
+  ps->p.on_event = fn;
+  ps->p.ud = ud;
+  ps->feeding = 1;
+  rc = sse_feed(&ps->p, s, n);
+  ps->feeding = 0;
+  ps->p.on_event = batch_push;
+  ps->p.ud = &ps->batch;
+  return rc;
+}
+
 /* Feed with results built in place; pushes the array (or nil, err) and returns 1 or 2. */
 static int feed_direct(lua_State *L, int flat) {
   agr_builder eb;
@@ -204,13 +221,7 @@ static int feed_direct(lua_State *L, int flat) {
   int rc;
   /* sized as the last result with events was: a stream's chunks complete similar counts */
   agr_builder_open(L, &eb, ps->last_count, flat, ps->mark_inherited, UP_KEYS, 1);
-  ps->p.on_event = agr_builder_push;
-  ps->p.ud = &eb;
-  ps->feeding = 1;
-  rc = sse_feed(&ps->p, s, n);
-  ps->feeding = 0;
-  ps->p.on_event = batch_push;
-  ps->p.ud = &ps->batch;
+  rc = feed_through(ps, agr_builder_push, &eb, s, n);
   if (rc != SSE_OK) return push_feed_error(L, ps, rc);
   if (eb.n == 0) {
     agr_push_empty(L, ps);
@@ -290,13 +301,7 @@ static int parser_feed_batch(lua_State *L) {
   sp.L = L;
   sp.ps = ps;
   sp.building = 0;
-  ps->p.on_event = spill_push;
-  ps->p.ud = &sp;
-  ps->feeding = 1;
-  rc = sse_feed(&ps->p, s, n);
-  ps->feeding = 0;
-  ps->p.on_event = batch_push;
-  ps->p.ud = &ps->batch;
+  rc = feed_through(ps, spill_push, &sp, s, n);
   if (rc != SSE_OK) {
     ps->batch.n = 0;
     ps->batch.arena.len = 0;
@@ -339,11 +344,8 @@ static int parser_retry(lua_State *L) {
 /* parser:reset() -- a new connection begins; keeps last_event_id and retry. */
 static int parser_reset(lua_State *L) {
   agr_parser *ps = check_free_parser(L);
+  settle(ps); /* what an unfinished feed left (the failure it marks is then reset too) */
   sse_reset(&ps->p);
-  ps->feeding = 0; /* and the callback back on the batch, should an error have unwound a feed */
-  ps->p.on_event = batch_push;
-  ps->p.ud = &ps->batch;
-  ps->lent = 0;
   ps->batch.n = 0;
   ps->batch.arena.len = 0;
   return 0;
