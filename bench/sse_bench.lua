@@ -134,11 +134,35 @@ local WAYS = {
 }
 if has_floor then table.insert(WAYS, 3, { "table floor", floor_way, RUNS_CORE }) end
 
--- Seconds for one timed pass of `way` over chunks, and the events it returned.
-local function parse(way, chunks)
+-- Seconds for one timed pass of `way` over input (the chunks, or a corpus file's name), and
+-- the events it returned.
+local function parse(way, input)
   local start = clock()
-  local count = way.run(chunks)
+  local count = way.run(input)
   return clock() - start, count
+end
+
+-- The ways take turns, run by run (each run a whole number of passes, the same for every
+-- run of a way), so that a machine whose speed drifts while one corpus is measured (a shared
+-- VM does) slows every way alike and the ratios between them stay fair. Each way runs
+-- t.passes passes of t.way over input for its t.runs runs; t.times[run] gets the seconds per pass.
+local function take_turns(timed, input, events)
+  local rounds = 0
+  for _, t in ipairs(timed) do rounds = math.max(rounds, t.runs) end
+  for run = 1, rounds do
+    for _, t in ipairs(timed) do
+      if run <= t.runs then
+        collectgarbage()
+        local seconds = 0
+        for _ = 1, t.passes do
+          local s, count = parse(t.way, input)
+          if count ~= events then error(t.name .. ": lost events in a timed run") end
+          seconds = seconds + s
+        end
+        t.times[run] = string.format("%.6f", seconds / t.passes)
+      end
+    end
+  end
 end
 
 -- The untimed check: events and data bytes as the manifest says.
@@ -150,9 +174,7 @@ local function check(name, way, chunks, corpus)
   end
 end
 
--- The ways take turns, run by run (each run a whole number of passes, the same for every
--- run of a way), so that a machine whose speed drifts while one corpus is measured (a shared
--- VM does) slows every way alike and the ratios between them stay fair.
+-- Each corpus in memory, cut into chunks once, through every way.
 local function in_memory()
   for _, corpus in ipairs(read_manifest(manifest_path)) do
     local f = assert(io.open(corpus.file, "rb"))
@@ -160,7 +182,7 @@ local function in_memory()
     f:close()
     local chunks = split(text, CHUNK)
     text = nil -- luacheck: ignore 311
-    local timed, rounds = {}, 0
+    local timed = {}
     for _, entry in ipairs(WAYS) do
       local name, runs = entry[1], entry[3]
       local way = entry[2](chunks)
@@ -168,22 +190,8 @@ local function in_memory()
       local warm = parse(way, chunks) -- also warms up caches and the JIT
       timed[#timed + 1] = { name = name, way = way, runs = runs, times = {},
                             passes = math.max(1, math.ceil(MIN_RUN / warm)) }
-      rounds = math.max(rounds, runs)
     end
-    for run = 1, rounds do
-      for _, t in ipairs(timed) do
-        if run <= t.runs then
-          collectgarbage()
-          local seconds = 0
-          for _ = 1, t.passes do
-            local s, count = parse(t.way, chunks)
-            if count ~= corpus.events then error(t.name .. ": lost events in a timed run") end
-            seconds = seconds + s
-          end
-          t.times[run] = string.format("%.6f", seconds / t.passes)
-        end
-      end
-    end
+    take_turns(timed, chunks, corpus.events)
     local bytes = 0
     for i = 1, #chunks do bytes = bytes + #chunks[i] end
     for _, t in ipairs(timed) do
@@ -219,23 +227,14 @@ end
 
 local function read_files()
   for _, corpus in ipairs(read_manifest(manifest_path)) do
-    local timed = { { name = "agentruns.sse", run = read_way(false) },
-                    { name = "agentruns.sse feed_flat", run = read_way(true) } }
+    local timed = { { name = "agentruns.sse", way = { run = read_way(false) } },
+                    { name = "agentruns.sse feed_flat", way = { run = read_way(true) } } }
     for _, t in ipairs(timed) do
-      local start = clock()
-      if t.run(corpus.file) ~= corpus.events then error(t.name .. ": lost events reading " .. corpus.file) end
-      t.passes, t.times = math.max(1, math.ceil(MIN_RUN / (clock() - start))), {}
+      local seconds, count = parse(t.way, corpus.file)
+      if count ~= corpus.events then error(t.name .. ": lost events reading " .. corpus.file) end
+      t.runs, t.times, t.passes = RUNS_CORE, {}, math.max(1, math.ceil(MIN_RUN / seconds))
     end
-    for run = 1, RUNS_CORE do
-      for _, t in ipairs(timed) do
-        collectgarbage()
-        local start = clock()
-        for _ = 1, t.passes do
-          if t.run(corpus.file) ~= corpus.events then error(t.name .. ": lost events in a timed run") end
-        end
-        t.times[run] = string.format("%.6f", (clock() - start) / t.passes)
-      end
-    end
+    take_turns(timed, corpus.file, corpus.events)
     local f = assert(io.open(corpus.file, "rb"))
     local bytes = f:seek("end")
     f:close()
