@@ -368,6 +368,31 @@ describe("agentruns.sse.parser", function()
         assert.same({ "message", "long" }, { events[1].event, events[1].id })
       end)
 
+      it("finds every line end around the lengths where its search for one changes step", function()
+        -- Lines of every length near 16 and 256 bytes, ended by LF, CR and CRLF in turn, so that
+        -- each way of finding a line end meets each kind, after a line that ended differently.
+        local endings, input, expected = { "\n", "\r", "\r\n" }, {}, {}
+        local lengths = {}
+        for len = 8, 24 do lengths[#lengths + 1] = len end
+        for len = 248, 264 do lengths[#lengths + 1] = len end
+        lengths[#lengths + 1] = 3000
+        for k, len in ipairs(lengths) do
+          for e = 1, 3 do
+            local a, b = string.rep("a", len - 5), string.rep("b", len - 5 + k % 3)
+            input[#input + 1] = "data:" .. a .. endings[e] .. "data:" .. b .. endings[e % 3 + 1] .. "\r\n"
+            expected[#expected + 1] = ev(a .. "\n" .. b)
+          end
+        end
+        input = table.concat(input)
+        for _, size in ipairs { #input, 4096, 300, 17 } do
+          local q, events = impl.new(), {}
+          for from = 1, #input, size do
+            for _, event in ipairs(assert(q:feed(input:sub(from, from + size - 1)))) do events[#events + 1] = event end
+          end
+          assert.same(expected, events, "chunks of " .. size)
+        end
+      end)
+
       it("accepts an options table or none", function()
         assert.same({ ev "x" }, impl.new({}):feed("data: x\n\n"))
         assert.same({ ev "x" }, impl.new():feed("data: x\n\n"))
@@ -549,7 +574,9 @@ describe("agentruns.sse.parser", function()
                     "Data", "dat", "datax", "", " data", BOM .. "data", "x", "id\0" }
     local SEPARATORS = { ":", ": ", ": ", ":  ", "", "::", ": :" }
     local VALUES = { "", "a", "hello", " ", "  x", "\0", "a\0b", "1", "42", "007", "-1", "10a", "2147483648",
-                     "99999999999999999999", BOM, "é", "✓", ":", "message", "x y", "\255" }
+                     "99999999999999999999", BOM, "é", "✓", ":", "message", "x y", "\255",
+                     -- long enough for the parser's other ways of finding a line end (past 16 and 256 bytes)
+                     string.rep("v", 40), string.rep("w", 300) }
     local LINE_ENDS = { "\n", "\n", "\r", "\r\n", "\r\n" }
     local RAW = { "\r", "\n", "\r\n", ":", " ", "\0", "d", "data", "id", "retry", "1", "\239", "\187", "\191", BOM }
 

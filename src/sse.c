@@ -3,7 +3,9 @@
  * interpretation").
  *
  * How it works: sse_feed scans each chunk for line ends (CR, LF or CRLF):
- * a line's first 16 bytes at once, the rest of a longer one with memchr.
+ * a line's first 16 bytes at once, the rest of a longer one with memchr (or,
+ * while where the chunk's next CR is is not known, 240 more bytes the same
+ * way first: a CRLF line would otherwise cost two memchr calls, one for each).
  * A line found whole inside the chunk is interpreted in place, without a
  * copy; only the unfinished tail of a chunk is kept in p->line, so the work
  * done is linear in the input however it is split. The first data line of
@@ -21,6 +23,7 @@
 #include "sse.h"
 #include "scan.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,19 +38,43 @@
 
 static const unsigned char BOM[3] = { 0xEF, 0xBB, 0xBF };
 
+/* Copy n <= 16 bytes from s to d, which do not overlap, without a call:
+   two fixed-size copies that overlap each other in the middle. */
+SSE_INLINE void copy_short(char *d, const char *s, size_t n) {
+  if (n >= 8) {
+    uint64_t a, b;
+    memcpy(&a, s, 8);
+    memcpy(&b, s + n - 8, 8);
+    memcpy(d, &a, 8);
+    memcpy(d + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + n - 4, 4);
+    memcpy(d, &a, 4);
+    memcpy(d + n - 4, &b, 4);
+  } else if (n) {
+    d[0] = s[0];
+    d[n / 2] = s[n / 2];
+    d[n - 1] = s[n - 1];
+  }
+}
+
 /* Make b hold exactly the n bytes at s. Field values are short and the
    buffers keep their memory, so the copy is done here, not through
    sse_buf_append, whenever it fits. */
-static int buf_set(sse_buf *b, const char *s, size_t n) {
+SSE_INLINE int buf_set(sse_buf *b, const char *s, size_t n) {
   if (n <= b->cap) {
-    if (n) memcpy(b->p, s, n);
+    if (n <= 16)
+      copy_short(b->p, s, n);
+    else
+      memcpy(b->p, s, n);
     b->len = n;
     return SSE_OK;
   }
   b->len = 0;
   return sse_buf_append(b, s, n);
 }
-
 
 void sse_init(sse_parser *p, size_t max_event_size, sse_event_fn fn, void *ud) {
   memset(p, 0, sizeof *p);
@@ -136,15 +163,30 @@ SSE_INLINE int dispatch(sse_parser *p) {
 SSE_INLINE size_t find_eol_short(const char *s, size_t n) {
   return scan_either(s, n, '\n', '\r');
 }
-#define SHORT_LINE 16 /* bytes looked at by find_eol_short before memchr takes over */
+#define SHORT_LINE 16 /* bytes looked at by find_eol_short first */
+#define MEDIUM_LINE 240 /* bytes after them looked at the same way before memchr takes over */
 
-/* True when the n bytes of s hold a NUL. IDs are short: a loop costs less than a call. */
+/* True when the word v holds a zero byte (8 bytes; 4 for the 32-bit one). */
+#define HAS_ZERO64(v) ((((v)-0x0101010101010101ULL) & ~(v)&0x8080808080808080ULL) != 0)
+#define HAS_ZERO32(v) ((((v)-0x01010101U) & ~(v)&0x80808080U) != 0)
+
+/* True when the n bytes of s hold a NUL. IDs are short: up to 16 bytes are
+   looked at as two words that may overlap, longer ones with memchr. */
 SSE_INLINE int has_nul(const char *s, size_t n) {
-  size_t i;
-  if (n > 32) return memchr(s, '\0', n) != NULL;
-  for (i = 0; i < n; i++)
-    if (s[i] == '\0') return 1;
-  return 0;
+  if (n > 16) return memchr(s, '\0', n) != NULL;
+  if (n >= 8) {
+    uint64_t a, b;
+    memcpy(&a, s, 8);
+    memcpy(&b, s + n - 8, 8);
+    return HAS_ZERO64(a) || HAS_ZERO64(b);
+  }
+  if (n >= 4) {
+    uint32_t a, b;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + n - 4, 4);
+    return HAS_ZERO32(a) || HAS_ZERO32(b);
+  }
+  return n && (s[0] == '\0' || s[n / 2] == '\0' || s[n - 1] == '\0');
 }
 
 /* True when the n bytes of s are all ASCII digits (and there is at least one). */
@@ -281,6 +323,23 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
     } else if ((eol = i + find_eol_short(bytes + i, SHORT_LINE)) == i + SHORT_LINE) {
       /* a long line: past its first bytes, memchr */
       size_t from = i + SHORT_LINE; /* no CR or LF before it */
+      if (!cr_known || cr < from) {
+        /* Where the next CR is is not known (not looked for yet, or passed):
+           lines may well end in CRLF. The next bytes are looked at for both
+           at once, which costs less than a memchr for each; an LF line then
+           finds out where the next CR is, for the lines after it. */
+        size_t near = n - from < MEDIUM_LINE ? n - from : MEDIUM_LINE;
+        eol = from + scan_either(bytes + from, near, '\n', '\r');
+        if (eol < from + near || eol == n) {
+          if (eol < n && bytes[eol] == '\n') { /* an LF line: where is the next CR, if any? */
+            const char *q = memchr(bytes + eol, '\r', n - eol);
+            cr = q ? (size_t)(q - bytes) : n;
+            cr_known = 1;
+          }
+          goto found;
+        }
+        from = eol;
+      }
       if (!lf_known || lf < from) {
         const char *q = memchr(bytes + from, '\n', n - from);
         lf = q ? (size_t)(q - bytes) : n;
@@ -293,6 +352,7 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
       }
       eol = cr < lf ? cr : lf;
     }
+  found:
     if (eol == n) { /* unfinished line: keep it for the next chunk */
       if (p->line.len > p->max_event_size || n - i > p->max_event_size - p->line.len) {
         rc = SSE_ETOOBIG;
