@@ -323,11 +323,12 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
     } else if ((eol = i + find_eol_short(bytes + i, SHORT_LINE)) == i + SHORT_LINE) {
       /* a long line: past its first bytes, memchr */
       size_t from = i + SHORT_LINE; /* no CR or LF before it */
-      if (!cr_known || cr < from) {
+      if ((!cr_known || cr < from) && p->line.len == 0) {
         /* Where the next CR is is not known (not looked for yet, or passed):
            lines may well end in CRLF. The next bytes are looked at for both
            at once, which costs less than a memchr for each; an LF line then
-           finds out where the next CR is, for the lines after it. */
+           finds out where the next CR is, for the lines after it. Not for
+           the rest of a line begun in an earlier chunk: that one is long. */
         size_t near = n - from < MEDIUM_LINE ? n - from : MEDIUM_LINE;
         eol = from + scan_either(bytes + from, near, '\n', '\r');
         if (eol < from + near || eol == n) {
