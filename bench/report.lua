@@ -109,7 +109,8 @@ function report.sse()
       linear[#linear + 1] = r
     end
   end
-  -- eventsource-parser first, then agentruns.sse (tables, then feed_flat), the table floor, pure Lua
+  -- eventsource-parser first, then agentruns.sse (tables, then feed_flat), the table floor, then the
+  -- parser alone in C (runtime "C") and pure Lua
   local function rank(e)
     if e.parser:find("^eventsource") then return 1 end
     if e.parser == "agentruns.sse" then return 2 end

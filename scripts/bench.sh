@@ -116,6 +116,13 @@ if have node && have npm; then
 else
   echo "  (node/npm not found: no eventsource-parser rows)"
 fi
+# the parser alone, in C with no Lua: what parsing costs by itself
+if cc -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Isrc -o "$OUT/sse_alone" bench/sse_alone.c src/sse.c \
+  src/buf.c >> "$LOG" 2>&1; then
+  measure taskset -c "$CLIENT_CPU" "$OUT/sse_alone" "$OUT/sse-corpora.txt" "$CHUNK"
+else
+  echo "  (sse_alone did not build; see $LOG)"
+fi
 for interp in lua5.4 luajit; do
   # the table floor, built against this interpreter's headers (bench only, not in the rock)
   mkdir -p "$OUT/$interp"
