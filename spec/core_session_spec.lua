@@ -180,6 +180,15 @@ describe("agentruns.curl session", function()
       end
     end)
 
+    it("asks for compressed answers and hands back the body decoded", function()
+      local res = assert(get(s, "/gzip"))
+      assert.equal(200, res.status)
+      assert.equal("gzip", res.headers["content-encoding"])
+      local body = cjson.decode(res.body)
+      assert.is_true(body.compressed)
+      assert.equal(string.rep("compressible ", 200), body.text)
+    end)
+
     it("caps the body at max_body_size", function()
       assert.equal(1000, #assert(get(s, "/bytes/1000", { max_body_size = 1000 })).body)
       local res, err = get(s, "/bytes/5000", { max_body_size = 1000 })

@@ -9,6 +9,8 @@ It answers whatever the transport needs to be tested against, chosen by path:
   /redirect/S?to=URL  status S with Location: URL (URL percent-encoded)
   /log             the requests received so far (method, path, query, headers), then forgets them
   /bytes/N         N bytes of "x"
+  /gzip            {"compressed": true|false, "text": ...}: gzip-encoded (Content-Encoding: gzip)
+                   when the request's Accept-Encoding names gzip, plain otherwise
   /slow/S          answers after S seconds
   /hang            sends headers, then nothing, until the client leaves
   /drop            closes the connection without answering
@@ -111,6 +113,46 @@ end
 
 function routes.bytes(stream, _, _, _, arg)
   respond(stream, 200, string.rep("x", tonumber(arg)), "text/plain")
+end
+
+-- A gzip member of s in stored deflate blocks (no compression, so no zlib is needed here):
+-- what a compressing server sends, as far as a client's decoder can tell.
+local bit = require "bit"
+local CRC_TABLE = {}
+for i = 0, 255 do
+  local c = i
+  for _ = 1, 8 do c = bit.band(c, 1) == 1 and bit.bxor(bit.rshift(c, 1), 0xEDB88320) or bit.rshift(c, 1) end
+  CRC_TABLE[i] = c
+end
+
+local function le32(n)
+  return string.char(bit.band(n, 255), bit.band(bit.rshift(n, 8), 255), bit.band(bit.rshift(n, 16), 255),
+                     bit.band(bit.rshift(n, 24), 255))
+end
+
+local function gzip_stored(s)
+  local crc = 0xFFFFFFFF
+  for i = 1, #s do crc = bit.bxor(CRC_TABLE[bit.band(bit.bxor(crc, s:byte(i)), 255)], bit.rshift(crc, 8)) end
+  local parts, at = { "\31\139\8\0\0\0\0\0\0\255" }, 1 -- magic, deflate, no flags, no time, unknown OS
+  repeat
+    local block = s:sub(at, at + 65534)
+    at = at + #block
+    local n = #block
+    parts[#parts + 1] = string.char(at > #s and 1 or 0, n % 256, math.floor(n / 256),
+                                    (65535 - n) % 256, math.floor((65535 - n) / 256)) .. block
+  until at > #s
+  parts[#parts + 1] = le32(bit.bnot(crc)) .. le32(#s)
+  return table.concat(parts)
+end
+
+function routes.gzip(stream, req_headers)
+  local accepted = (req_headers:get("accept-encoding") or ""):lower():find("gzip", 1, true) ~= nil
+  local body = cjson.encode { compressed = accepted, text = string.rep("compressible ", 200) }
+  if accepted then
+    respond(stream, 200, gzip_stored(body), "application/json", { ["content-encoding"] = "gzip" })
+  else
+    respond(stream, 200, body)
+  end
 end
 
 function routes.slow(stream, _, _, _, arg)
