@@ -385,11 +385,10 @@ describe("agentruns.sse.parser", function()
         end
         input = table.concat(input)
         for _, size in ipairs { #input, 4096, 300, 17 } do
-          local q, events = impl.new(), {}
-          for from = 1, #input, size do
-            for _, event in ipairs(assert(q:feed(input:sub(from, from + size - 1)))) do events[#events + 1] = event end
-          end
-          assert.same(expected, events, "chunks of " .. size)
+          local cuts = {}
+          for cut = size, #input - 1, size do cuts[#cuts + 1] = cut end
+          assert.same({ events = expected, last_event_id = "" }, run_chunks(impl.new, split_at(input, cuts)),
+                      "chunks of " .. size)
         end
       end)
 
