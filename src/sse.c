@@ -166,6 +166,12 @@ SSE_INLINE size_t find_eol_short(const char *s, size_t n) {
 #define SHORT_LINE 16 /* bytes looked at by find_eol_short first */
 #define MEDIUM_LINE 240 /* bytes after them looked at the same way before memchr takes over */
 
+/* The first c in s[from..n), or n. */
+SSE_INLINE size_t find_from(const char *s, size_t n, size_t from, char c) {
+  const char *q = memchr(s + from, c, n - from);
+  return q ? (size_t)(q - s) : n;
+}
+
 /* True when the word v holds a zero byte (8 bytes; 4 for the 32-bit one). */
 #define HAS_ZERO64(v) ((((v)-0x0101010101010101ULL) & ~(v)&0x8080808080808080ULL) != 0)
 #define HAS_ZERO32(v) ((((v)-0x01010101U) & ~(v)&0x80808080U) != 0)
@@ -290,8 +296,9 @@ static int finish_buffered_line(sse_parser *p, const char *s, size_t n) {
 }
 
 int sse_feed(sse_parser *p, const char *bytes, size_t n) {
+  /* lf, cr: where the next LF, CR is (n: none), as last looked for; before
+     a long line's start (0 at first) means not known */
   size_t i = 0, lf = 0, cr = 0;
-  int lf_known = 0, cr_known = 0; /* lf, cr: where the next LF, CR at or after i is (n: none) */
   int rc;
   if (p->error) return p->error;
   while (p->bom < 3 && i < n) {
@@ -323,7 +330,7 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
     } else if ((eol = i + find_eol_short(bytes + i, SHORT_LINE)) == i + SHORT_LINE) {
       /* a long line: past its first bytes, memchr */
       size_t from = i + SHORT_LINE; /* no CR or LF before it */
-      if ((!cr_known || cr < from) && p->line.len == 0) {
+      if (cr < from && p->line.len == 0) {
         /* Where the next CR is is not known (not looked for yet, or passed):
            lines may well end in CRLF. The next bytes are looked at for both
            at once, which costs less than a memchr for each; an LF line then
@@ -332,25 +339,13 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
         size_t near = n - from < MEDIUM_LINE ? n - from : MEDIUM_LINE;
         eol = from + scan_either(bytes + from, near, '\n', '\r');
         if (eol < from + near || eol == n) {
-          if (eol < n && bytes[eol] == '\n') { /* an LF line: where is the next CR, if any? */
-            const char *q = memchr(bytes + eol, '\r', n - eol);
-            cr = q ? (size_t)(q - bytes) : n;
-            cr_known = 1;
-          }
+          if (eol < n && bytes[eol] == '\n') cr = find_from(bytes, n, eol, '\r'); /* an LF line */
           goto found;
         }
         from = eol;
       }
-      if (!lf_known || lf < from) {
-        const char *q = memchr(bytes + from, '\n', n - from);
-        lf = q ? (size_t)(q - bytes) : n;
-        lf_known = 1;
-      }
-      if (!cr_known || cr < from) {
-        const char *q = memchr(bytes + from, '\r', n - from);
-        cr = q ? (size_t)(q - bytes) : n;
-        cr_known = 1;
-      }
+      if (lf < from) lf = find_from(bytes, n, from, '\n');
+      if (cr < from) cr = find_from(bytes, n, from, '\r');
       eol = cr < lf ? cr : lf;
     }
   found:
