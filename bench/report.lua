@@ -137,6 +137,14 @@ function report.sse()
     if top >= 1e6 then return 1e6, "M" elseif top >= 1e3 then return 1e3, "k" end
     return 1, ""
   end
+  -- A row's cells up to its ratio to eventsource-parser: the corpus (on its first row), parser,
+  -- runtime, events/s and MB/s per run.
+  local function cells(i, name, e, div, unit, ratio)
+    return { i == 1 and string.format("%s (%.1f MB, %d events)", name, e.bytes / MB, e.events) or "",
+             e.parser, e.runtime, spread(map(e.times, function(t) return e.events / t / div end), "%.2f", unit),
+             spread(map(e.times, function(t) return e.bytes / MB / t end), "%.0f"),
+             ratio and string.format("%.2fx", ratio) or "-" }
+  end
   for _, name in ipairs(order) do
     local list = corpora[name]
     local div, unit = arrange(list)
@@ -146,15 +154,12 @@ function report.sse()
       if rank(e) == 4 then floors[e.runtime] = rate(e) end
     end
     for i, e in ipairs(list) do
-      local eps = map(e.times, function(t) return e.events / t / div end)
-      local mbs = map(e.times, function(t) return e.bytes / MB / t end)
       local ratio = base and rate(e) / base
       local floor = floors[e.runtime]
       local vs_floor = floor and rank(e) ~= 4 and rank(e) ~= 1 and rate(e) / floor
-      rows[#rows + 1] = { i == 1 and string.format("%s (%.1f MB, %d events)", name, e.bytes / MB, e.events) or "",
-                          e.parser, e.runtime, spread(eps, "%.2f", unit), spread(mbs, "%.0f"),
-                          ratio and string.format("%.2fx", ratio) or "-",
-                          vs_floor and string.format("%.2fx", vs_floor) or "-" }
+      local row = cells(i, name, e, div, unit, ratio)
+      row[#row + 1] = vs_floor and string.format("%.2fx", vs_floor) or "-"
+      rows[#rows + 1] = row
       if rank(e) == 2 and name ~= "large" then note("tables", vs_floor, name, e.runtime) end
       if rank(e) == 2 and name == "large" then note("large", ratio, name, e.runtime) end
       if rank(e) == 3 and name ~= "large" then note("flat", ratio, name, e.runtime) end
@@ -186,11 +191,7 @@ function report.sse()
       local base = rank(list[1]) == 1 and rate(list[1]) or nil
       for i, e in ipairs(list) do
         local ratio = base and rate(e) / base
-        read_rows[#read_rows + 1] = {
-          i == 1 and string.format("%s (%.1f MB, %d events)", name, e.bytes / MB, e.events) or "",
-          e.parser, e.runtime, spread(map(e.times, function(t) return e.events / t / div end), "%.2f", unit),
-          spread(map(e.times, function(t) return e.bytes / MB / t end), "%.0f"),
-          ratio and string.format("%.2fx", ratio) or "-" }
+        read_rows[#read_rows + 1] = cells(i, name, e, div, unit, ratio)
         if rank(e) == 3 and name ~= "large" and ratio and (not low or ratio < low.ratio) then
           low = { ratio = ratio, corpus = name, runtime = e.runtime }
         end
