@@ -204,6 +204,45 @@ static int all_digits(const char *s, size_t n) {
   return 1;
 }
 
+/* An id field's value: it becomes the event's ID, unless it holds a NUL. */
+SSE_INLINE int field_id(sse_parser *p, const char *value, size_t value_len) {
+  if (has_nul(value, value_len)) return SSE_OK;
+  p->id_own = 1;
+  return buf_set(&p->id, value, value_len);
+}
+
+/* A data field's value; where as for process_line. */
+SSE_INLINE int field_data(sse_parser *p, const char *value, size_t value_len, int where) {
+  if (where && p->data.len == 0 && p->data_ref == NULL) {
+    p->data_ref = value;
+    p->data_ref_len = value_len;
+    p->ref_held = where == 2;
+    return SSE_OK;
+  }
+  if (keep_data_ref(p) != SSE_OK) return SSE_ENOMEM;
+  if (sse_buf_reserve(&p->data, value_len + 1) != SSE_OK) return SSE_ENOMEM;
+  memcpy(p->data.p + p->data.len, value, value_len);
+  p->data.len += value_len;
+  p->data.p[p->data.len++] = '\n';
+  return SSE_OK;
+}
+
+/* A retry field's value: a reconnection time in ms when it is all digits. */
+static void field_retry(sse_parser *p, const char *value, size_t value_len) {
+  long r = 0;
+  size_t i;
+  if (!all_digits(value, value_len)) return;
+  for (i = 0; i < value_len; i++) { /* saturates instead of overflowing */
+    long digit = value[i] - '0';
+    if (r > (RETRY_MAX - digit) / 10) {
+      r = RETRY_MAX;
+      break;
+    }
+    r = r * 10 + digit;
+  }
+  p->retry = r;
+}
+
 /* Interpret one line (without its line end). where: 0 s is copied if kept,
    1 s lies in the caller's chunk (valid until sse_feed returns), 2 s lies in
    p->held (valid until the next line is held). */
@@ -211,17 +250,29 @@ SSE_INLINE int process_line(sse_parser *p, const char *s, size_t n, int where) {
   const char *value;
   size_t name_len, value_len;
   if (n == 0) return dispatch(p);
-  if (n > p->max_event_size) return SSE_ETOOBIG;
-  if (s[0] == ':') return SSE_OK; /* comment */
+  if (s[0] == ':') return n > p->max_event_size ? SSE_ETOOBIG : SSE_OK; /* comment */
+  /* A field line counts toward the event, and so is never longer than it may be. */
   p->event_bytes += n + 1;
   if (p->event_bytes > p->max_event_size) return SSE_ETOOBIG;
   /* Only the names data, event, id and retry mean anything: the first byte
      says which one the line may be, and the name must end at a colon or at
-     the end of the line. Any other line is a field we do not know. */
+     the end of the line. Any other line is a field we do not know. Written
+     as servers write them, with one space after the colon, the three that
+     most lines use are told by their first bytes alone. */
   switch (s[0]) {
-  case 'd': name_len = 4; break;
-  case 'e': case 'r': name_len = 5; break;
-  case 'i': name_len = 2; break;
+  case 'd':
+    if (n >= 6 && memcmp(s, "data: ", 6) == 0) return field_data(p, s + 6, n - 6, where);
+    name_len = 4;
+    break;
+  case 'i':
+    if (n >= 4 && memcmp(s, "id: ", 4) == 0) return field_id(p, s + 4, n - 4);
+    name_len = 2;
+    break;
+  case 'e':
+    if (n >= 7 && memcmp(s, "event: ", 7) == 0) return buf_set(&p->type, s + 7, n - 7);
+    name_len = 5;
+    break;
+  case 'r': name_len = 5; break;
   default: return SSE_OK;
   }
   if (n < name_len || (n > name_len && s[name_len] != ':')) return SSE_OK;
@@ -238,41 +289,14 @@ SSE_INLINE int process_line(sse_parser *p, const char *s, size_t n, int where) {
   }
   switch (name_len) {
   case 2:
-    if (memcmp(s, "id", 2) == 0 && !has_nul(value, value_len)) {
-      p->id_own = 1;
-      return buf_set(&p->id, value, value_len);
-    }
+    if (memcmp(s, "id", 2) == 0) return field_id(p, value, value_len);
     break;
   case 4:
-    if (memcmp(s, "data", 4) == 0) {
-      if (where && p->data.len == 0 && p->data_ref == NULL) {
-        p->data_ref = value;
-        p->data_ref_len = value_len;
-        p->ref_held = where == 2;
-        return SSE_OK;
-      }
-      if (keep_data_ref(p) != SSE_OK) return SSE_ENOMEM;
-      if (sse_buf_reserve(&p->data, value_len + 1) != SSE_OK) return SSE_ENOMEM;
-      memcpy(p->data.p + p->data.len, value, value_len);
-      p->data.len += value_len;
-      p->data.p[p->data.len++] = '\n';
-    }
+    if (memcmp(s, "data", 4) == 0) return field_data(p, value, value_len, where);
     break;
   case 5:
     if (memcmp(s, "event", 5) == 0) return buf_set(&p->type, value, value_len);
-    if (memcmp(s, "retry", 5) == 0 && all_digits(value, value_len)) {
-      long r = 0;
-      size_t i;
-      for (i = 0; i < value_len; i++) { /* saturates instead of overflowing */
-        long digit = value[i] - '0';
-        if (r > (RETRY_MAX - digit) / 10) {
-          r = RETRY_MAX;
-          break;
-        }
-        r = r * 10 + digit;
-      }
-      p->retry = r;
-    }
+    if (memcmp(s, "retry", 5) == 0) field_retry(p, value, value_len);
     break;
   default:
     break;
