@@ -10,6 +10,7 @@
  * same bytes for every event is measurable. The type is compared with a
  * copy, because the parser changes its type buffer in place.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "agentruns.h"
@@ -51,10 +52,38 @@ void agr_builder_open(lua_State *L, agr_builder *eb, int size_hint, int flat, in
   if (!lazy) builder_push_slots(eb);
 }
 
+#if defined(__GNUC__)
+#define EB_INLINE static inline __attribute__((always_inline))
+#else
+#define EB_INLINE static inline
+#endif
+
+/* True when the n bytes at a and at b are the same. Event types are short:
+   up to 16 bytes are compared as two words that may overlap, with no call. */
+EB_INLINE int same_bytes(const char *a, const char *b, size_t n) {
+  if (n >= 8 && n <= 16) {
+    uint64_t a0, a1, b0, b1;
+    memcpy(&a0, a, 8);
+    memcpy(&b0, b, 8);
+    memcpy(&a1, a + n - 8, 8);
+    memcpy(&b1, b + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  if (n >= 4 && n < 8) {
+    uint32_t a0, a1, b0, b1;
+    memcpy(&a0, a, 4);
+    memcpy(&b0, b, 4);
+    memcpy(&a1, a + n - 4, 4);
+    memcpy(&b1, b + n - 4, 4);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  return memcmp(a, b, n) == 0;
+}
+
 /* The event type as a Lua string on top of the stack; a repeat reuses the last one. */
-static void push_type(agr_builder *eb, const sse_event *ev) {
+EB_INLINE void push_type(agr_builder *eb, const sse_event *ev) {
   lua_State *L = eb->L;
-  if (eb->prev_len && ev->type_len == eb->prev_len && memcmp(ev->type, eb->prev_type, eb->prev_len) == 0) {
+  if (eb->prev_len && ev->type_len == eb->prev_len && same_bytes(ev->type, eb->prev_type, eb->prev_len)) {
     lua_pushvalue(L, eb->base + 4);
     return;
   }
@@ -65,8 +94,9 @@ static void push_type(agr_builder *eb, const sse_event *ev) {
   memcpy(eb->prev_type, ev->type, eb->prev_len);
 }
 
-/* Append one event to the array. */
-void agr_builder_add(agr_builder *eb, const sse_event *ev) {
+/* Append one event to the array (inlined into the parser's callback below,
+   which every event of parser:feed goes through). */
+EB_INLINE void builder_add(agr_builder *eb, const sse_event *ev) {
   lua_State *L = eb->L;
   int arr = eb->base;
   if (eb->pending_hint >= 0) builder_push_slots(eb);
@@ -97,6 +127,10 @@ void agr_builder_add(agr_builder *eb, const sse_event *ev) {
     }
   }
   lua_rawseti(L, arr, (int)++eb->n);
+}
+
+void agr_builder_add(agr_builder *eb, const sse_event *ev) {
+  builder_add(eb, ev);
 }
 
 /* Append the batched events to the array and empty the batch. */
@@ -144,7 +178,7 @@ void agr_push_events(lua_State *L, agr_parser *ps) {
  * middle of a chunk.
  */
 int agr_builder_push(void *ud, const sse_event *ev) {
-  agr_builder_add(ud, ev);
+  builder_add(ud, ev);
   return 0;
 }
 
