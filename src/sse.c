@@ -16,7 +16,8 @@
  * p->held instead of being copied, so a long event split over many chunks is
  * copied once on its way in, not twice. A CR that ends a chunk
  * sets skip_lf so that an LF opening the next chunk is not read as a second
- * line end. The UTF-8 BOM is matched byte by byte at stream start, so it too
+ * line end. The blank line that ends an event, right after a line ended the
+ * same way (LF LF, CRLF CRLF), dispatches it there, without a search. The UTF-8 BOM is matched byte by byte at stream start, so it too
  * may arrive split. Field lines feed the data, type and id buffers; a blank
  * line dispatches the event through the callback.
  */
@@ -391,10 +392,20 @@ int sse_feed(sse_parser *p, const char *bytes, size_t n) {
     if (rc != SSE_OK) goto fail;
     i = eol + 1;
     if (bytes[eol] == '\r') {
-      if (i == n)
+      if (i == n) {
         p->skip_lf = 1;
-      else if (bytes[i] == '\n')
+      } else if (bytes[i] == '\n') {
         i++;
+        if (n - i >= 2 && bytes[i] == '\r' && bytes[i + 1] == '\n') { /* CRLF CRLF: the same */
+          rc = dispatch(p);
+          if (rc != SSE_OK) goto fail;
+          i += 2;
+        }
+      }
+    } else if (i < n && bytes[i] == '\n') { /* LF LF: the blank line that ends an event */
+      rc = dispatch(p);
+      if (rc != SSE_OK) goto fail;
+      i++;
     }
   }
   if (p->data_ref && !p->ref_held && keep_data_ref(p) != SSE_OK) { /* the chunk is the caller's only until we return */
