@@ -17,8 +17,9 @@
  * copied once on its way in, not twice. A CR that ends a chunk
  * sets skip_lf so that an LF opening the next chunk is not read as a second
  * line end. The blank line that ends an event, right after a line ended the
- * same way (LF LF, CRLF CRLF), dispatches it there, without a search. The UTF-8 BOM is matched byte by byte at stream start, so it too
- * may arrive split. Field lines feed the data, type and id buffers; a blank
+ * same way (LF LF, CRLF CRLF), dispatches it there, without a search. The
+ * UTF-8 BOM is matched byte by byte at stream start, so it too may arrive
+ * split. Field lines feed the data, type and id buffers; a blank
  * line dispatches the event through the callback.
  */
 #include "sse.h"
