@@ -117,6 +117,30 @@ describe("agentruns.json", function()
       for i = 1, 100 do assert.equal(i, list[i]) end
     end)
 
+    it("gives every key its own bytes, however alike keys are and however often they come back", function()
+      -- Keys the decoder remembers between texts: alike in length and in their first and last
+      -- bytes, empty, escaped, and longer than the ones it remembers, in two texts one after the
+      -- other and again the other way round.
+      local names = { "", "a", "ab", "abc", "a\0c", "k" .. string.rep("x", 39), "k" .. string.rep("x", 40) }
+      for i = 0, 99 do names[#names + 1] = string.format("pref%03dsuff", i) end
+      for i = 0, 9 do names[#names + 1] = "id" .. i end
+      local function text(list)
+        local members = {}
+        for i, name in ipairs(list) do
+          members[i] = string.format("%s:%d", assert(json.encode(name)), i)
+        end
+        return "{" .. table.concat(members, ",") .. "}"
+      end
+      local reversed = {}
+      for i = #names, 1, -1 do reversed[#reversed + 1] = names[i] end
+      for _, list in ipairs { names, reversed, names } do
+        local expected = {}
+        for i, name in ipairs(list) do expected[name] = i end
+        assert.same(expected, assert(json.decode(text(list))))
+      end
+      assert.same({ ab = 1, ["a\0c"] = 2 }, assert(json.decode('{"a\\u0062":1,"a\\u0000c":2}')))
+    end)
+
     it("decodes 200 levels, and refuses a text nested deeper", function()
       local deep = string.rep("[", 200) .. "1" .. string.rep("]", 200)
       local v = assert(json.decode(deep))

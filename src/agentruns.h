@@ -73,8 +73,10 @@ typedef struct agr_sse_api {
 /* error.c */
 void agr_open_error(lua_State *L);
 
-/* sse.json_decode (ljson.c): JSON text to Lua values; upvalue 1 is JSON null. */
+/* sse.json_decode (ljson.c): JSON text to Lua values. agr_push_json_decode
+   pushes it, closed over JSON null (the value on top) and its key cache. */
 int agr_json_decode(lua_State *L);
+void agr_push_json_decode(lua_State *L);
 void agr_push_null(lua_State *L); /* JSON null (one per state), pushed */
 void agr_new_error(lua_State *L, const char *kind, const char *message);
 

@@ -10,10 +10,10 @@
  * same bytes for every event is measurable. The type is compared with a
  * copy, because the parser changes its type buffer in place.
  */
-#include <stdint.h>
 #include <string.h>
 
 #include "agentruns.h"
+#include "scan.h"
 
 /* Push the array and the builder's other slots (see agr_builder). */
 static void builder_push_slots(agr_builder *eb) {
@@ -58,32 +58,10 @@ void agr_builder_open(lua_State *L, agr_builder *eb, int size_hint, int flat, in
 #define EB_INLINE static inline
 #endif
 
-/* True when the n bytes at a and at b are the same. Event types are short:
-   up to 16 bytes are compared as two words that may overlap, with no call. */
-EB_INLINE int same_bytes(const char *a, const char *b, size_t n) {
-  if (n >= 8 && n <= 16) {
-    uint64_t a0, a1, b0, b1;
-    memcpy(&a0, a, 8);
-    memcpy(&b0, b, 8);
-    memcpy(&a1, a + n - 8, 8);
-    memcpy(&b1, b + n - 8, 8);
-    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-  }
-  if (n >= 4 && n < 8) {
-    uint32_t a0, a1, b0, b1;
-    memcpy(&a0, a, 4);
-    memcpy(&b0, b, 4);
-    memcpy(&a1, a + n - 4, 4);
-    memcpy(&b1, b + n - 4, 4);
-    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-  }
-  return memcmp(a, b, n) == 0;
-}
-
 /* The event type as a Lua string on top of the stack; a repeat reuses the last one. */
 EB_INLINE void push_type(agr_builder *eb, const sse_event *ev) {
   lua_State *L = eb->L;
-  if (eb->prev_len && ev->type_len == eb->prev_len && same_bytes(ev->type, eb->prev_type, eb->prev_len)) {
+  if (eb->prev_len && ev->type_len == eb->prev_len && same_short(ev->type, eb->prev_type, eb->prev_len)) {
     lua_pushvalue(L, eb->base + 4);
     return;
   }

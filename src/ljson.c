@@ -20,6 +20,12 @@
  * strtod, and on 5.3+ a whole result within the integer range becomes an
  * integer too (1e2 gives 100), as the API means whole numbers.
  *
+ * Object keys repeat from one response to the next (and from one element of
+ * a list to the next): a key of up to KEY_MAX bytes is looked up in a small
+ * direct-mapped cache (upvalue 2, the bytes; upvalue 3, their Lua strings)
+ * before Lua is asked to intern it, which for a short string means hashing
+ * every byte and walking a bucket. The string is the same either way.
+ *
  * Errors are returned, not raised, with the 1-based byte where the text went
  * wrong. Only running out of memory raises, as it does everywhere in Lua;
  * nothing here is malloc'ed, so that leaves nothing behind.
@@ -27,6 +33,7 @@
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "agentruns.h"
@@ -36,8 +43,17 @@
 #define STR(x) STR_(x)
 #define STR_(x) #x
 
+#define KEY_SLOTS 256 /* a power of two: the slot is the top bits of a hash */
+#define KEY_MAX 40    /* Lua 5.4 interns strings up to 40 bytes; longer keys are rare */
+
+typedef struct key_cache {
+  unsigned char len[KEY_SLOTS]; /* 0: the slot is empty */
+  char bytes[KEY_SLOTS][KEY_MAX];
+} key_cache;
+
 typedef struct jdec {
   lua_State *L;
+  key_cache *keys;
   const char *start, *p, *end;
   int depth;
   const char *err; /* what went wrong, NULL while nothing did */
@@ -164,6 +180,49 @@ static int parse_string(jdec *d) {
     return 0;
   }
   return string_escaped(d, from, p);
+}
+
+/* The cache slot of the n (1..KEY_MAX) bytes at s: its first and last four
+   bytes and its length, mixed by multiplication (the top bits). */
+static unsigned key_slot(const char *s, size_t n) {
+  uint32_t a, b;
+  if (n >= 4) {
+    memcpy(&a, s, 4);
+    memcpy(&b, s + n - 4, 4);
+  } else {
+    a = (uint32_t)(unsigned char)s[0] | (uint32_t)(unsigned char)s[n / 2] << 8 |
+        (uint32_t)(unsigned char)s[n - 1] << 16;
+    b = 0;
+  }
+  return (unsigned)(((a * 0x9E3779B1u) ^ (b * 0x85EBCA77u) ^ ((uint32_t)n * 0xC2B2AE3Du)) >> 24);
+}
+
+/* An object key; d->p is at its opening quote. Pushes it, from the cache
+   when it is there, else as parse_string would and into the cache. */
+static int parse_key(jdec *d) {
+  lua_State *L = d->L;
+  const char *from = d->p + 1, *p = plain_run(from, d->end);
+  key_cache *c = d->keys;
+  size_t n;
+  unsigned slot;
+  if (p >= d->end || *p != '"') return string_escaped(d, from, p);
+  d->p = p + 1;
+  n = (size_t)(p - from);
+  if (n == 0 || n > KEY_MAX) {
+    lua_pushlstring(L, from, n);
+    return 0;
+  }
+  slot = key_slot(from, n);
+  if (c->len[slot] == n && same_short(c->bytes[slot], from, n)) {
+    lua_rawgeti(L, lua_upvalueindex(3), (int)slot + 1);
+    return 0;
+  }
+  lua_pushlstring(L, from, n);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, lua_upvalueindex(3), (int)slot + 1);
+  memcpy(c->bytes[slot], from, n);
+  c->len[slot] = (unsigned char)n;
+  return 0;
 }
 
 static int is_digit(const char *p, const char *end) {
@@ -307,7 +366,7 @@ static int parse_container(jdec *d, int is_object) {
       const char *p = skip_ws(d->p, d->end);
       if (p >= d->end || *p != '"') return fail(d, "expected a string key", p);
       d->p = p;
-      if (parse_string(d)) return -1;
+      if (parse_key(d)) return -1;
       p = skip_ws(d->p, d->end);
       if (p >= d->end || *p != ':') return fail(d, "expected ':' after an object key", p);
       d->p = p + 1;
@@ -362,6 +421,7 @@ int agr_json_decode(lua_State *L) {
   const char *s = luaL_checklstring(L, 1, &n);
   jdec d;
   d.L = L;
+  d.keys = lua_touserdata(L, lua_upvalueindex(2));
   d.start = d.p = s;
   d.end = s + n;
   d.depth = 0;
@@ -384,6 +444,15 @@ int agr_json_decode(lua_State *L) {
     lua_pushstring(L, msg);
   }
   return 2;
+}
+
+/* Push sse.json_decode, a closure over JSON null (on top of the stack, left
+   there) and an empty key cache. */
+void agr_push_json_decode(lua_State *L) {
+  lua_pushvalue(L, -1);
+  memset(lua_newuserdata(L, sizeof(key_cache)), 0, sizeof(key_cache));
+  lua_createtable(L, KEY_SLOTS, 0);
+  lua_pushcclosure(L, agr_json_decode, 3);
 }
 
 /* null's __tostring. */

@@ -472,8 +472,7 @@ int luaopen_agentruns_sse(lua_State *L) {
   lua_setfield(L, -2, "parser");
   agr_open_error(L);
   agr_push_null(L);
-  lua_pushvalue(L, -1);
-  lua_pushcclosure(L, agr_json_decode, 1);
+  agr_push_json_decode(L);
   lua_setfield(L, -3, "json_decode");
   lua_setfield(L, -2, "null");
   lua_pushliteral(L, AGR_VERSION);

@@ -3,12 +3,15 @@
  * parser (CR or LF: sse.c) and the JSON decoder ('"' or '\\': ljson.c). With
  * SSE2, 16 bytes at a time; elsewhere a plain loop. Both callers spend most
  * of their scanning on runs of a few dozen bytes, where one pass for both
- * bytes costs less than a memchr call for each.
+ * bytes costs less than a memchr call for each. Also the comparison of two
+ * short runs (event types: levents.c; object keys: ljson.c) without a call.
  */
 #ifndef AGENTRUNS_SCAN_H
 #define AGENTRUNS_SCAN_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #if defined(__GNUC__)
 #define SCAN_INLINE static inline __attribute__((always_inline))
@@ -34,6 +37,28 @@ SCAN_INLINE size_t scan_either(const char *s, size_t n, char a, char b) {
   for (; i < n; i++)
     if (s[i] == a || s[i] == b) return i;
   return n;
+}
+
+/* True when the n bytes at a and at b are the same: up to 16 bytes are
+   compared as two words that may overlap, longer runs with memcmp. */
+SCAN_INLINE int same_short(const char *a, const char *b, size_t n) {
+  if (n >= 8 && n <= 16) {
+    uint64_t a0, a1, b0, b1;
+    memcpy(&a0, a, 8);
+    memcpy(&b0, b, 8);
+    memcpy(&a1, a + n - 8, 8);
+    memcpy(&b1, b + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  if (n >= 4 && n < 8) {
+    uint32_t a0, a1, b0, b1;
+    memcpy(&a0, a, 4);
+    memcpy(&b0, b, 4);
+    memcpy(&a1, a + n - 4, 4);
+    memcpy(&b1, b + n - 4, 4);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  return memcmp(a, b, n) == 0;
 }
 
 #endif
