@@ -111,7 +111,15 @@ describe("agentruns.curl session", function()
       assert.equal("POST", cjson.decode(assert(once { method = "POST" }).body).method)
       local _, err = once { url = srv.url .. "/bytes/5000", max_body_size = 100 }
       assert.equal("limit", err.kind)
+      -- a stream on that handle: no body limit, and the handle comes back asking for compression
+      local stream = s:request { url = srv.url .. "/sse/20", stream = sse.parser() }
+      assert.equal(20, #drain(s, stream))
+      stream:close()
+      assert.equal("gzip", assert(once { url = srv.url .. "/gzip" }).headers["content-encoding"])
       assert.equal(5000, #assert(once { url = srv.url .. "/bytes/5000" }).body)
+      -- a timeout stays with its own request too
+      assert(once { timeout = 2 })
+      assert.equal(200, assert(once { url = srv.url .. "/slow/2.5" }).status)
       local t = s:request { url = srv.url .. "/echo" }
       assert(t:wait())
       assert.equal(0, t:info().connects) -- fresh_connect stayed with its own request

@@ -76,8 +76,8 @@ struct agr_session {
      round costs the sockets that are ready, not every socket (-1: not in use). */
   int epfd;
   double timer_at;               /* when curl wants its timeout handled; < 0: never */
-  /* Easy handles of closed transfers, reset, for the next requests: resetting
-     one costs less than making a new one and cleaning it up. */
+  /* Easy handles of closed transfers, for the next requests: reusing one
+     costs less than making a new one and cleaning it up (see give_easy). */
   CURL *spare[AGR_SPARE_EASY];
   int nspare;
 };
@@ -94,7 +94,7 @@ int agr_session_perform(lua_State *L);
 int agr_session_new(lua_State *L);
 int agr_session_request(lua_State *L);
 CURL *agr_session_take_easy(agr_session *s);         /* a spare handle, else a new one; NULL on failure */
-void agr_session_give_easy(agr_session *s, CURL *e); /* keep e for a later request, or clean it up */
+void agr_session_give_easy(agr_session *s, CURL *e, int streamed); /* keep e for a later request, or clean it up */
 
 /* transfer.c */
 void agr_open_transfer_class(lua_State *L);

@@ -165,32 +165,36 @@ int agr_session_request(lua_State *L) {
   t->owner = s;
   if (e == NULL) return luaL_error(L, "agentruns: cannot create a curl handle");
 
+  /* The handle may have served another request: every option a request can
+     change is set here, to this one's value or to the default (the base
+     options stay, see agr_session_take_easy). */
   agr_transfer_wire(t);
   curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->req_headers);
   lua_getfield(L, OPTS, "fresh_connect");
   lua_getfield(L, OPTS, "idempotent");
-  if (lua_toboolean(L, -2) || (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
-    /* libcurl silently re-sends a request whose reused connection closed
-       without answering; for a request that must not run twice, only a new
-       connection rules that out. */
-    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-  }
+  /* libcurl silently re-sends a request whose reused connection closed
+     without answering; for a request that must not run twice, only a new
+     connection rules that out. */
+  curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
+                   (long)(lua_toboolean(L, -2) || (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))));
   lua_pop(L, 2);
-  if (t->parser) {
+  if (t->parser) { /* a stream: kept alive by TCP while quiet, and never compressed */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0);
   } else {
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body);
   }
-  if (timeout > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms_long(timeout));
-  if (connect_timeout > 0) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms_long(connect_timeout));
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? ms_long(timeout) : 0L);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout > 0 ? ms_long(connect_timeout) : 0L);
+  curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* also undoes NOBODY and the POST of a request before */
   if (strcmp(method, "HEAD") == 0) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  } else if (strcmp(method, "GET") != 0) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+  } else if (strcmp(method, "GET") == 0) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+  } else {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   }
   if (body) {

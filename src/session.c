@@ -176,19 +176,47 @@ static void close_epoll(agr_session *s) {
 }
 #endif
 
-/* An easy handle for a new transfer: a spare one when there is one. */
+/* The options every transfer has, set once on each easy handle rather than
+   for every request: no signals, http and https only, no redirect followed
+   by curl, compressed answers accepted (a stream turns that off for itself).
+   Setting them costs more than a request's own options, ACCEPT_ENCODING ""
+   most of all (libcurl builds its list of encodings each time). */
+static void base_options(CURL *e) {
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+}
+
+/* An easy handle for a new transfer, with the base options: a spare one
+   when there is one. */
 CURL *agr_session_take_easy(agr_session *s) {
+  CURL *e;
   if (s->nspare > 0) return s->spare[--s->nspare];
-  return curl_easy_init();
+  e = curl_easy_init();
+  if (e != NULL) base_options(e);
+  return e;
 }
 
 /* Take back the easy handle of a closed transfer, already out of the multi
-   handle and off the share. Reset, it keeps none of that transfer's options
-   (its connections live in the share handle, not in it). A closed session, or
-   a full list, cleans it up instead. */
-void agr_session_give_easy(agr_session *s, CURL *e) {
+   handle and off the share (its connections live in the share handle, not
+   in it). One that served a stream is reset, as it may have been paused and
+   has a stream's options. Any other keeps its options, as libcurl means a
+   reused handle to (request.c sets every one a request may change), but
+   lets go of what pointed into the transfer or held its memory: the header
+   list, the error buffer and the copy of the body. A closed session, or a
+   full list, cleans the handle up instead. */
+void agr_session_give_easy(agr_session *s, CURL *e, int streamed) {
   if (s != NULL && s->multi != NULL && s->nspare < AGR_SPARE_EASY) {
-    curl_easy_reset(e);
+    if (streamed) {
+      curl_easy_reset(e);
+      base_options(e);
+    } else {
+      curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+      curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+      curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+      curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, NULL);
+    }
     s->spare[s->nspare++] = e;
   } else {
     curl_easy_cleanup(e);

@@ -182,7 +182,7 @@ static void transfer_release(agr_transfer *t) {
   unlink_transfer(t);
   t->state = T_CLOSED;
   if (t->easy) {
-    agr_session_give_easy(t->owner, t->easy);
+    agr_session_give_easy(t->owner, t->easy, t->parser != NULL);
     t->easy = NULL;
   }
   t->owner = NULL;
