@@ -181,7 +181,7 @@ int agr_session_request(lua_State *L) {
   lua_pop(L, 2);
   if (t->parser) { /* a stream: kept alive by TCP while quiet, and never compressed */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, (char *)NULL);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0);
   } else {
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body);
@@ -191,9 +191,9 @@ int agr_session_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* also undoes NOBODY and the POST of a request before */
   if (strcmp(method, "HEAD") == 0) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
   } else if (strcmp(method, "GET") == 0) {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
   } else {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   }
@@ -209,7 +209,7 @@ int agr_session_request(lua_State *L) {
   /* the share handle last: an easy handle that holds it must reach the multi */
   curl_easy_setopt(e, CURLOPT_SHARE, s->share);
   if (curl_multi_add_handle(s->multi, e) != CURLM_OK) {
-    curl_easy_setopt(e, CURLOPT_SHARE, NULL);
+    curl_easy_setopt(e, CURLOPT_SHARE, (CURLSH *)NULL);
     return luaL_error(L, "agentruns: cannot start the transfer");
   }
   agr_transfer_attach(s, t);

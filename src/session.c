@@ -212,10 +212,10 @@ void agr_session_give_easy(agr_session *s, CURL *e, int streamed) {
       curl_easy_reset(e);
       base_options(e);
     } else {
-      curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-      curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
-      curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
-      curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, NULL);
+      curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+      curl_easy_setopt(e, CURLOPT_ERRORBUFFER, (char *)NULL);
+      curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)NULL);
+      curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, (char *)NULL);
     }
     s->spare[s->nspare++] = e;
   } else {

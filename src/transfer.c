@@ -128,7 +128,7 @@ static void unlink_transfer(agr_transfer *t) {
   if (s == NULL) return;
   curl_multi_remove_handle(s->multi, t->easy);
   /* The share handle may be cleaned up before this easy handle is. */
-  curl_easy_setopt(t->easy, CURLOPT_SHARE, NULL);
+  curl_easy_setopt(t->easy, CURLOPT_SHARE, (CURLSH *)NULL);
   if (t->prev) t->prev->next = t->next;
   else s->head = t->next;
   if (t->next) t->next->prev = t->prev;
