@@ -39,25 +39,22 @@ SCAN_INLINE size_t scan_either(const char *s, size_t n, char a, char b) {
   return n;
 }
 
+/* The first and the last w bytes (w <= n, at most 8) of the n at a against
+   those at b, XOR-ed and OR-ed together: 0 when both pairs are the same. */
+SCAN_INLINE uint64_t ends_xor(const char *a, const char *b, size_t n, size_t w) {
+  uint64_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+  memcpy(&a0, a, w);
+  memcpy(&b0, b, w);
+  memcpy(&a1, a + n - w, w);
+  memcpy(&b1, b + n - w, w);
+  return (a0 ^ b0) | (a1 ^ b1);
+}
+
 /* True when the n bytes at a and at b are the same: up to 16 bytes are
    compared as two words that may overlap, longer runs with memcmp. */
 SCAN_INLINE int same_short(const char *a, const char *b, size_t n) {
-  if (n >= 8 && n <= 16) {
-    uint64_t a0, a1, b0, b1;
-    memcpy(&a0, a, 8);
-    memcpy(&b0, b, 8);
-    memcpy(&a1, a + n - 8, 8);
-    memcpy(&b1, b + n - 8, 8);
-    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-  }
-  if (n >= 4 && n < 8) {
-    uint32_t a0, a1, b0, b1;
-    memcpy(&a0, a, 4);
-    memcpy(&b0, b, 4);
-    memcpy(&a1, a + n - 4, 4);
-    memcpy(&b1, b + n - 4, 4);
-    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-  }
+  if (n >= 8 && n <= 16) return ends_xor(a, b, n, 8) == 0;
+  if (n >= 4 && n < 8) return ends_xor(a, b, n, 4) == 0;
   return memcmp(a, b, n) == 0;
 }
 
