@@ -201,11 +201,11 @@ CURL *agr_session_take_easy(agr_session *s) {
 /* Take back the easy handle of a closed transfer, already out of the multi
    handle and off the share (its connections live in the share handle, not
    in it). One that served a stream is reset, as it may have been paused and
-   has a stream's options. Any other keeps its options, as libcurl means a
-   reused handle to (request.c sets every one a request may change), but
-   lets go of what pointed into the transfer or held its memory: the header
-   list, the error buffer and the copy of the body. A closed session, or a
-   full list, cleans the handle up instead. */
+   has a stream's options. Any other keeps its options, which is how libcurl
+   means handles to be reused (request.c sets every one a request may
+   change), but lets go of what pointed into the transfer or held its memory:
+   the header list, the error buffer and the copy of the body. A closed
+   session, or a full list, cleans the handle up instead. */
 void agr_session_give_easy(agr_session *s, CURL *e, int streamed) {
   if (s != NULL && s->multi != NULL && s->nspare < AGR_SPARE_EASY) {
     if (streamed) {
