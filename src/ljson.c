@@ -171,17 +171,6 @@ static int string_escaped(jdec *d, const char *from, const char *p) {
   return 0;
 }
 
-/* A string; d->p is at its opening quote. Pushes it. */
-static int parse_string(jdec *d) {
-  const char *from = d->p + 1, *p = plain_run(from, d->end);
-  if (p < d->end && *p == '"') {
-    lua_pushlstring(d->L, from, (size_t)(p - from));
-    d->p = p + 1;
-    return 0;
-  }
-  return string_escaped(d, from, p);
-}
-
 /* The cache slot of the n (1..KEY_MAX) bytes at s: its first and last four
    bytes and its length, mixed by multiplication (the top bits). */
 static unsigned key_slot(const char *s, size_t n) {
@@ -197,31 +186,36 @@ static unsigned key_slot(const char *s, size_t n) {
   return (unsigned)(((a * 0x9E3779B1u) ^ (b * 0x85EBCA77u) ^ ((uint32_t)n * 0xC2B2AE3Du)) >> 24);
 }
 
-/* An object key; d->p is at its opening quote. Pushes it, from the cache
-   when it is there, else as parse_string would and into the cache. */
-static int parse_key(jdec *d) {
+/* Push the object key of n (1..KEY_MAX) bytes at s: from the cache when it
+   is there, else made by Lua and put into the cache. */
+SCAN_INLINE void push_cached_key(jdec *d, const char *s, size_t n) {
   lua_State *L = d->L;
-  const char *from = d->p + 1, *p = plain_run(from, d->end);
   key_cache *c = d->keys;
+  unsigned slot = key_slot(s, n);
+  if (c->len[slot] == n && same_short(c->bytes[slot], s, n)) {
+    lua_rawgeti(L, lua_upvalueindex(3), (int)slot + 1);
+    return;
+  }
+  lua_pushlstring(L, s, n);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, lua_upvalueindex(3), (int)slot + 1);
+  memcpy(c->bytes[slot], s, n);
+  c->len[slot] = (unsigned char)n;
+}
+
+/* A string; d->p is at its opening quote. Pushes it. An object key (key
+   non-zero) without escapes goes through the key cache. Inlined into both
+   callers, where key is a constant. */
+SCAN_INLINE int parse_string(jdec *d, int key) {
+  const char *from = d->p + 1, *p = plain_run(from, d->end);
   size_t n;
-  unsigned slot;
   if (p >= d->end || *p != '"') return string_escaped(d, from, p);
   d->p = p + 1;
   n = (size_t)(p - from);
-  if (n == 0 || n > KEY_MAX) {
-    lua_pushlstring(L, from, n);
-    return 0;
-  }
-  slot = key_slot(from, n);
-  if (c->len[slot] == n && same_short(c->bytes[slot], from, n)) {
-    lua_rawgeti(L, lua_upvalueindex(3), (int)slot + 1);
-    return 0;
-  }
-  lua_pushlstring(L, from, n);
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, lua_upvalueindex(3), (int)slot + 1);
-  memcpy(c->bytes[slot], from, n);
-  c->len[slot] = (unsigned char)n;
+  if (key && n >= 1 && n <= KEY_MAX)
+    push_cached_key(d, from, n);
+  else
+    lua_pushlstring(d->L, from, n);
   return 0;
 }
 
@@ -366,7 +360,7 @@ static int parse_container(jdec *d, int is_object) {
       const char *p = skip_ws(d->p, d->end);
       if (p >= d->end || *p != '"') return fail(d, "expected a string key", p);
       d->p = p;
-      if (parse_key(d)) return -1;
+      if (parse_string(d, 1)) return -1;
       p = skip_ws(d->p, d->end);
       if (p >= d->end || *p != ':') return fail(d, "expected ':' after an object key", p);
       d->p = p + 1;
@@ -397,7 +391,7 @@ static int parse_value(jdec *d) {
   switch (*d->p) {
   case '{': return parse_container(d, 1);
   case '[': return parse_container(d, 0);
-  case '"': return parse_string(d);
+  case '"': return parse_string(d, 0);
   case 't':
     if (literal(d, "true", 4)) return -1;
     lua_pushboolean(L, 1);
