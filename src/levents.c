@@ -52,14 +52,8 @@ void agr_builder_open(lua_State *L, agr_builder *eb, int size_hint, int flat, in
   if (!lazy) builder_push_slots(eb);
 }
 
-#if defined(__GNUC__)
-#define EB_INLINE static inline __attribute__((always_inline))
-#else
-#define EB_INLINE static inline
-#endif
-
 /* The event type as a Lua string on top of the stack; a repeat reuses the last one. */
-EB_INLINE void push_type(agr_builder *eb, const sse_event *ev) {
+SCAN_INLINE void push_type(agr_builder *eb, const sse_event *ev) {
   lua_State *L = eb->L;
   if (eb->prev_len && ev->type_len == eb->prev_len && same_short(ev->type, eb->prev_type, eb->prev_len)) {
     lua_pushvalue(L, eb->base + 4);
@@ -74,7 +68,7 @@ EB_INLINE void push_type(agr_builder *eb, const sse_event *ev) {
 
 /* Append one event to the array (inlined into the parser's callback below,
    which every event of parser:feed goes through). */
-EB_INLINE void builder_add(agr_builder *eb, const sse_event *ev) {
+SCAN_INLINE void builder_add(agr_builder *eb, const sse_event *ev) {
   lua_State *L = eb->L;
   int arr = eb->base;
   if (eb->pending_hint >= 0) builder_push_slots(eb);

@@ -5,6 +5,7 @@
  * of their scanning on runs of a few dozen bytes, where one pass for both
  * bytes costs less than a memchr call for each. Also the comparison of two
  * short runs (event types: levents.c; object keys: ljson.c) without a call.
+ * Its always-inline marker, SCAN_INLINE, serves those files' hot helpers too.
  */
 #ifndef AGENTRUNS_SCAN_H
 #define AGENTRUNS_SCAN_H
