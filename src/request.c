@@ -179,24 +179,17 @@ int agr_session_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
                    (long)(lua_toboolean(L, -2) || (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))));
   lua_pop(L, 2);
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(t->parser ? 0 : t->max_body));
   if (t->parser) { /* a stream: kept alive by TCP while quiet, and never compressed */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, (char *)NULL);
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0);
-  } else {
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body);
   }
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? ms_long(timeout) : 0L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout > 0 ? ms_long(connect_timeout) : 0L);
   curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* also undoes NOBODY and the POST of a request before */
-  if (strcmp(method, "HEAD") == 0) {
-    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
-  } else if (strcmp(method, "GET") == 0) {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
-  } else {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  }
+  if (strcmp(method, "HEAD") == 0) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                   strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ? (const char *)NULL : method);
   if (body) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     if (curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK)
